@@ -1,0 +1,47 @@
+# fsmc: the two commands a newcomer runs are `make demo` and `make test`; both set up
+# everything they need (a .venv with the package and its extras, graphviz).
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+FSMC    := $(VENV)/bin/fsmc
+STAMP   := $(VENV)/.installed-stamp
+PROTOCOLS := $(sort $(wildcard protocols/*.fsm))
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup demo test generate diagrams bench check clean
+
+setup: $(STAMP) graphviz
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# graphviz renders the diagrams; install it from the distribution when `dot` is missing.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  echo "installing graphviz (dot) with apt-get"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null; }
+
+demo: setup
+	@$(PY) -m fsmc.demo
+
+test: setup
+	$(PY) -m pytest
+
+generate: setup
+	$(FSMC) compile --quiet $(PROTOCOLS)
+	$(FSMC) diagram --quiet $(PROTOCOLS)
+
+diagrams: setup
+	$(FSMC) diagram $(PROTOCOLS)
+
+bench: setup
+	$(PY) bench/bench_compiler.py
+
+check: setup
+	$(VENV)/bin/ruff check fsmc runtime generated tests bench
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

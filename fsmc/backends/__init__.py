@@ -1,0 +1,1 @@
+"""Backends: pure, deterministic functions from a checked compilation to text files."""

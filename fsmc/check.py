@@ -1,0 +1,222 @@
+"""Semantic checks over the model: every problem is reported, none stops the others.
+
+Errors make a file unusable for the backends; warnings point at likely mistakes that the
+draft's own FSM can legitimately contain (it relies on ignoring events, A.1.1.2), and
+`--werror` turns them into errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fsmc import model as m
+from fsmc.asn1types import TypeModule
+from fsmc.diagnostics import Diagnostics, Position
+
+__all__ = ["check", "edit_distance"]
+
+_SECURITY = {s.value for s in m.Security}
+_TYPES = {t.value for t in m.MessageType}
+AUTO_TYPES = ("Version",)  # A.1.6.5: "The Version type is the only automatically calculated type"
+
+
+@dataclass(frozen=True, slots=True)
+class _AttributeRule:
+    kind: str  # "int", "name", or "enum"
+    choices: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()  # names allowed besides an int, e.g. timeout=off
+
+
+_ATTRIBUTES: dict[str, dict[str, _AttributeRule]] = {
+    "protocol": {"asn1": _AttributeRule("name")},
+    "fsm": {"threshold": _AttributeRule("int")},
+    "state": {"timeout": _AttributeRule("int", also=("off",))},
+    "message": {
+        "type": _AttributeRule("enum", tuple(sorted(_TYPES))),
+        "ratelimit": _AttributeRule("int"),
+        "security": _AttributeRule("enum", tuple(sorted(_SECURITY))),
+    },
+}
+
+
+def _check_attributes(where: str, owner: str, attributes: Iterable[m.Attribute], d: Diagnostics) -> None:
+    rules = _ATTRIBUTES[where]
+    seen: set[str] = set()
+    for a in attributes:
+        rule = rules.get(a.name)
+        if rule is None:
+            known = ", ".join(sorted(rules)) or "none"
+            d.report(a.position, "invalid-attribute",
+                     f"unknown attribute {a.name!r} of {where} {owner} (known: {known})")
+            continue
+        if a.name in seen:
+            d.report(a.position, "invalid-attribute", f"attribute {a.name!r} given twice for {owner}")
+        seen.add(a.name)
+        ok = (
+            (rule.kind == "int" and isinstance(a.value, int))
+            or (rule.kind == "name" and isinstance(a.value, str))
+            or (rule.kind == "enum" and a.value in rule.choices)
+            or a.value in rule.also
+        )
+        if not ok:
+            if rule.kind == "enum":
+                expected = "one of " + ", ".join(rule.choices)
+            elif rule.kind == "int":
+                expected = "a number" + "".join(f" or {x}" for x in rule.also)
+            else:
+                expected = "a name"
+            d.report(a.position, "invalid-attribute",
+                     f"invalid value {a.value!r} for {a.name} of {owner}: expected {expected}")
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance, for typo hints."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _duplicates(items: Iterable[tuple[str | int, Position]], code: str, what: str, d: Diagnostics) -> None:
+    first: dict[str | int, Position] = {}
+    for key, pos in items:
+        if key in first:
+            p = first[key]
+            d.report(pos, code, f"{what} {key} is already defined at line {p.line}")
+        else:
+            first[key] = pos
+
+
+def check(document: m.Document, types: dict[str, TypeModule | None], d: Diagnostics) -> None:
+    """Check every protocol of a document; `types` maps protocol name to its type module."""
+    for protocol in document.protocols:
+        _check_attributes("protocol", protocol.name, protocol.attributes, d)
+        _duplicates(((f.name, f.position) for f in protocol.fsms), "duplicate-fsm", "fsm", d)
+        _duplicates(((f.id, f.position) for f in protocol.fsms), "duplicate-fsm", "fsm id", d)
+        for fsm in protocol.fsms:
+            _check_fsm(fsm, types.get(protocol.name), d)
+
+
+def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
+    _check_attributes("fsm", fsm.name, fsm.attributes, d)
+    states = {s.name for s in fsm.states}
+    messages = {msg.name for msg in fsm.messages}
+    externals = {e.name for e in fsm.externals}
+
+    # --- declarations
+    for s in fsm.states:
+        if s.name == m.END_STATE:
+            d.report(s.position, "reserved-name", f"{m.END_STATE} is the implicit terminal state; it cannot be declared")
+        _check_attributes("state", s.name, s.attributes, d)
+        _duplicates(((h.event, h.position) for h in s.handlers), "duplicate-handler",
+                    f"handler in state {s.name} for event", d)
+    _duplicates(((s.name, s.position) for s in fsm.states), "duplicate-state", "state", d)
+    if m.INIT_STATE not in states and fsm.states:
+        d.report(fsm.position, "undefined-state", f"fsm {fsm.name} has no {m.INIT_STATE}, where every machine starts")
+
+    _duplicates(((msg.name, msg.position) for msg in fsm.messages), "duplicate-message", "message", d)
+    _duplicates(((msg.id, msg.position) for msg in fsm.messages), "duplicate-message", "message id", d)
+    _duplicates(((e.name, e.position) for e in fsm.externals), "duplicate-external", "external", d)
+    # Messages and externals share the event numbers (A.1.5.5), so their ids must differ too.
+    message_ids = {msg.id: msg for msg in fsm.messages}
+    for e in fsm.externals:
+        if e.id in message_ids:
+            other = message_ids[e.id]
+            d.report(e.position, "duplicate-external",
+                     f"external {e.name} has id {e.id}, the id of message {other.name} (line {other.position.line})")
+    _duplicates(((e.id, e.position) for e in fsm.externals), "duplicate-external", "external id", d)
+    for e in fsm.externals:
+        if e.name in messages:
+            d.report(e.position, "event-conflict", f"external {e.name} has the name of a message")
+        if e.name in (m.INIT_EVENT, m.TIMEOUT_EVENT) or e.id in (0, 1):
+            d.report(e.position, "reserved-name", f"external {e.name} {e.id}: Init (1) and Timeout (0) are reserved")
+    for msg in fsm.messages:
+        if msg.name in (m.INIT_EVENT, m.TIMEOUT_EVENT) or msg.id in (0, 1):
+            d.report(msg.position, "reserved-name", f"message {msg.name} {msg.id}: Init (1) and Timeout (0) are reserved")
+        _check_attributes("message", msg.name, msg.attributes, d)
+        _duplicates(((f.name, f.position) for f in msg.fields), "duplicate-field",
+                    f"field of message {msg.name}", d)
+        for f in msg.fields:
+            _check_field_type(f, types, d)
+
+    # The I/O buffer is shared by all messages (A.1.6.7): one name, one type.
+    buffer: dict[str, m.Field] = {}
+    for msg in fsm.messages:
+        for f in msg.fields:
+            first = buffer.setdefault(f.name, f)
+            if first.type != f.type:
+                d.report(f.position, "field-type-conflict",
+                         f"field {f.name} is {f.type} here but {first.type} at line {first.position.line}; "
+                         "all messages share one I/O buffer")
+
+    # --- statements
+    for s, h in fsm.handlers():
+        for st in h.statements():
+            if isinstance(st, m.Go) and st.state not in states and st.state != m.END_STATE:
+                d.report(st.position, "undefined-state", f"go to undefined state {st.state}"
+                         + _hint(st.state, states | {m.END_STATE}))
+            elif isinstance(st, m.Send) and st.message not in messages:
+                d.report(st.position, "undefined-message", f"send of undefined message {st.message}"
+                         + _hint(st.message, messages))
+
+    # --- warnings
+    reachable = _reachable(fsm)
+    for s in fsm.states:
+        if s.name not in reachable:
+            d.report(s.position, "unreachable-state", f"state {s.name} is unreachable from {m.INIT_STATE}")
+    sent = {st.message for _, h in fsm.handlers() for st in h.statements() if isinstance(st, m.Send)}
+    handled = {h.event for _, h in fsm.handlers()}
+    for msg in fsm.messages:
+        if msg.name not in sent:
+            d.report(msg.position, "message-never-sent", f"message {msg.name} is never sent")
+        if msg.name not in handled:
+            d.report(msg.position, "message-never-handled", f"message {msg.name} is never handled")
+    names = messages | externals
+    for _, h in fsm.handlers():
+        if h.event in names or h.event in (m.INIT_EVENT, m.TIMEOUT_EVENT):
+            continue
+        close = sorted(n for n in names if edit_distance(h.event.lower(), n.lower()) <= 2)
+        if close:
+            what = "message" if close[0] in messages else "external"
+            d.report(h.position, "likely-typo",
+                     f"event {h.event} is neither message nor external, so it is a signaled event; "
+                     f"did you mean the {what} {close[0]}?")
+
+
+def _check_field_type(f: m.Field, types: TypeModule | None, d: Diagnostics) -> None:
+    if f.kind is m.FieldKind.AUTO and f.type not in AUTO_TYPES:
+        d.report(f.position, "unknown-type",
+                 f"auto field {f.name} has type {f.type}; only {', '.join(AUTO_TYPES)} is computed automatically")
+        return
+    if f.type in m.BUILTIN_TYPES:
+        return
+    if types is None:
+        d.report(f.position, "unknown-type",
+                 f"unknown type {f.type} of field {f.name}: no ASN.1 type module is loaded (name one with asn1=... on the protocol)")
+    elif f.type not in types.types:
+        d.report(f.position, "unknown-type",
+                 f"unknown type {f.type} of field {f.name}: not bool, int or a type of {types.name}"
+                 + _hint(f.type, set(types.types)))
+
+
+def _hint(name: str, candidates: set[str]) -> str:
+    close = sorted((edit_distance(name, c), c) for c in candidates)
+    if close and close[0][0] <= 2:
+        return f"; did you mean {close[0][1]}?"
+    return ""
+
+
+def _reachable(fsm: m.Fsm) -> set[str]:
+    graph = {s.name: {t for h in s.handlers for t in h.transitions} for s in fsm.states}
+    seen, todo = set(), [m.INIT_STATE]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(graph.get(name, ()))
+    return seen

@@ -1,0 +1,154 @@
+"""The `fsmc` command: check, inspect, compile, diagram.
+
+Exit status: 0 on success, 1 when the input has errors (or warnings with --werror),
+2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from fsmc import model as m
+from fsmc.compiler import Compilation, load
+from fsmc.inspect import document_json
+
+__all__ = ["main"]
+
+
+def _load_all(files: Sequence[str], werror: bool) -> tuple[list[Compilation], bool]:
+    """Load and check every file; print diagnostics; True when all may go to the backends."""
+    compilations = []
+    ok = True
+    for name in files:
+        c = load(Path(name))
+        if len(c.diagnostics):
+            print(c.diagnostics.render(werror=werror), file=sys.stderr)
+        if c.diagnostics.errors or (werror and c.diagnostics.warnings):
+            ok = False
+        compilations.append(c)
+    return compilations, ok
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write only when the content differs, so regeneration leaves file times alone."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
+Backend = Callable[[Compilation, m.Protocol], dict[str, str]]
+
+
+def _run_backend(args: argparse.Namespace, backend: Backend, what: str) -> int:
+    compilations, ok = _load_all(args.files, args.werror)
+    if not ok:
+        return 1
+    out = Path(args.output)
+    for c in compilations:
+        for protocol in c.document.protocols:
+            for name, text in sorted(backend(c, protocol).items()):
+                target = out / name
+                changed = write_if_changed(target, text)
+                if not args.quiet:
+                    print(f"{what}: {target}{'' if changed else ' (unchanged)'}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    compilations, ok = _load_all(args.files, args.werror)
+    for c in compilations:
+        n_err, n_warn = len(c.diagnostics.errors), len(c.diagnostics.warnings)
+        if not args.quiet:
+            print(f"{c.path}: {n_err} error(s), {n_warn} warning(s)", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    (c,), ok = _load_all([args.file], werror=False)
+    if not ok:
+        return 1
+    data = document_json(c.document)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    for p in data["protocols"]:
+        print(f"protocol {p['name']} {p['id']}")
+        for f in p["fsms"]:
+            print(f"  fsm {f['name']} {f['id']}, threshold={f['threshold']}, version {f['versions']}")
+            for s in f["states"]:
+                timeout = "off" if s["timeout"] is None else f"{s['timeout']}s"
+                print(f"    state {s['name']} (timeout {timeout})")
+                for h in s["handlers"]:
+                    go = f" -> {', '.join(h['transitions'])}" if h["transitions"] else ""
+                    sends = f" / {', '.join(h['sends'])}" if h["sends"] else ""
+                    print(f"      on {h['event']} [{h['kind']}]{sends}{go}")
+            for msg in f["messages"]:
+                print(f"    message {msg['name']} {msg['id']} {msg['type']} ratelimit={msg['ratelimit']} "
+                      f"security={msg['security']}")
+            for e in f["externals"]:
+                print(f"    external {e['name']} {e['id']}")
+            print(f"    signaled: {', '.join(f['signaled'])}")
+    return 0
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from fsmc.backends import asn1, python
+
+    def both(c: Compilation, p: m.Protocol) -> dict[str, str]:
+        return {**python.render(c, p), **asn1.render(c, p)}
+
+    return _run_backend(args, both, "compiled")
+
+
+def _cmd_diagram(args: argparse.Namespace) -> int:
+    from fsmc.backends import dot
+
+    return _run_backend(args, dot.render_with_svg, "diagram")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fsmc", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("check", "check DSL files and report every error", _cmd_check)
+    p.add_argument("files", nargs="+")
+    p.add_argument("--werror", action="store_true", help="treat warnings as errors")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+    p = command("inspect", "print the checked model", _cmd_inspect)
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    for name, help, func, default in (
+        ("compile", "generate Python machines and the ASN.1 module", _cmd_compile, "generated"),
+        ("diagram", "render state diagrams (DOT and SVG)", _cmd_diagram, "diagrams"),
+    ):
+        p = command(name, help, func)
+        p.add_argument("files", nargs="+")
+        p.add_argument("-o", "--output", default=default, help=f"output directory (default {default}/)")
+        p.add_argument("--werror", action="store_true")
+        p.add_argument("-q", "--quiet", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
