@@ -24,7 +24,7 @@ graphviz:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null; }
 
 demo: setup
-	@$(PY) -m fsmc.demo
+	@cd $(CURDIR) && $(PY) -m fsmc.demo
 
 test: setup
 	$(PY) -m pytest

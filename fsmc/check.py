@@ -110,7 +110,8 @@ def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
     # --- declarations
     for s in fsm.states:
         if s.name == m.END_STATE:
-            d.report(s.position, "reserved-name", f"{m.END_STATE} is the implicit terminal state; it cannot be declared")
+            d.report(s.position, "reserved-name",
+                     f"{m.END_STATE} is the implicit terminal state; it cannot be declared")
         _check_attributes("state", s.name, s.attributes, d)
         _duplicates(((h.event, h.position) for h in s.handlers), "duplicate-handler",
                     f"handler in state {s.name} for event", d)
@@ -136,7 +137,8 @@ def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
             d.report(e.position, "reserved-name", f"external {e.name} {e.id}: Init (1) and Timeout (0) are reserved")
     for msg in fsm.messages:
         if msg.name in (m.INIT_EVENT, m.TIMEOUT_EVENT) or msg.id in (0, 1):
-            d.report(msg.position, "reserved-name", f"message {msg.name} {msg.id}: Init (1) and Timeout (0) are reserved")
+            d.report(msg.position, "reserved-name",
+                     f"message {msg.name} {msg.id}: Init (1) and Timeout (0) are reserved")
         _check_attributes("message", msg.name, msg.attributes, d)
         _duplicates(((f.name, f.position) for f in msg.fields), "duplicate-field",
                     f"field of message {msg.name}", d)
@@ -154,7 +156,7 @@ def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
                          "all messages share one I/O buffer")
 
     # --- statements
-    for s, h in fsm.handlers():
+    for _, h in fsm.handlers():
         for st in h.statements():
             if isinstance(st, m.Go) and st.state not in states and st.state != m.END_STATE:
                 d.report(st.position, "undefined-state", f"go to undefined state {st.state}"
@@ -196,7 +198,8 @@ def _check_field_type(f: m.Field, types: TypeModule | None, d: Diagnostics) -> N
         return
     if types is None:
         d.report(f.position, "unknown-type",
-                 f"unknown type {f.type} of field {f.name}: no ASN.1 type module is loaded (name one with asn1=... on the protocol)")
+                 f"unknown type {f.type} of field {f.name}: no ASN.1 type module is loaded "
+                 "(name one with asn1=... on the protocol)")
     elif f.type not in types.types:
         d.report(f.position, "unknown-type",
                  f"unknown type {f.type} of field {f.name}: not bool, int or a type of {types.name}"

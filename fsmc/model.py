@@ -15,7 +15,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Union
 
 from fsmc.diagnostics import Position
 
@@ -133,7 +132,7 @@ class If:
     position: Position
 
 
-Statement = Union[Do, Send, Go, Debug, If]
+Statement = Do | Send | Go | Debug | If
 
 
 def walk(statements: tuple[Statement, ...]) -> Iterator[Statement]:

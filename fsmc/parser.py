@@ -15,7 +15,7 @@ from typing import Any
 
 import lark
 from lark import Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from fsmc import model as m
 from fsmc.diagnostics import Diagnostics, Position
@@ -207,7 +207,8 @@ class _Recovery:
 
     def on_error(self, e: UnexpectedInput) -> bool:
         if isinstance(e, UnexpectedCharacters):
-            self.report(e.line, e.column, f"unexpected character {self.text[e.pos_in_stream]!r}")
+            char = self.text[e.pos_in_stream] if e.pos_in_stream is not None else "?"
+            self.report(e.line, e.column, f"unexpected character {char!r}")
             return True  # lark skips the character
         if not isinstance(e, UnexpectedToken) or e.interactive_parser is None:
             return False

@@ -1,0 +1,160 @@
+"""An in-memory network of transports, with faults injected from a seed.
+
+It plays the role of the mail accounts that carry pEp Sync messages (draft-pep-keysync
+section 1.2): on each transport, every own device, the sender included, receives the
+messages of the identity's channel in the same order. That order is the channel's log;
+each receiver reads the log from its own position.
+
+Faults break that guarantee on purpose, to test what the protocol does without it:
+loss (a receiver never gets a message), duplication (it gets it twice), reordering (it
+gets it after a later one) and delay (it gets it only after the clock passes a point).
+All choices come from one `random.Random(seed)`: a seed reproduces a run exactly.
+
+The network is sans-IO too: `post` records, `pending` shows what could be delivered next,
+`deliver` hands one delivery over. A driver decides the order (in log order for a plain
+simulation; every order for the explorer).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+__all__ = ["Delivery", "FaultModel", "InMemoryNetwork"]
+
+
+@dataclass(frozen=True, slots=True)
+class FaultModel:
+    """Probabilities per (message, receiver); delay is in seconds of simulated time."""
+
+    loss: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    delay: float = 0.0
+    max_delay: float = 30.0
+
+    @property
+    def none(self) -> bool:
+        return not (self.loss or self.duplicate or self.reorder or self.delay)
+
+    @classmethod
+    def parse(cls, text: str, rate: float = 0.1) -> FaultModel:
+        """`loss,dup,reorder,delay` (any subset) at one rate, as the command line gives it."""
+        names = {"loss": "loss", "dup": "duplicate", "duplicate": "duplicate",
+                 "reorder": "reorder", "delay": "delay"}
+        chosen: dict[str, float] = {}
+        for word in filter(None, (w.strip() for w in text.split(","))):
+            if word not in names:
+                raise ValueError(f"unknown fault {word!r}: expected loss, dup, reorder or delay")
+            chosen[names[word]] = rate
+        return cls(**chosen)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message on its way to one receiver."""
+
+    seq: int  # position in the channel's log: equal for every receiver of one post
+    transport: str
+    sender: str
+    receiver: str
+    data: bytes
+    not_before: float = 0.0  # delayed until the clock reaches this
+    copy: int = 0  # 1 for an injected duplicate
+
+
+@dataclass
+class InMemoryNetwork:
+    seed: int = 0
+    faults: FaultModel = field(default_factory=FaultModel)
+    _members: dict[str, list[str]] = field(default_factory=dict)  # transport -> parties
+    _queues: dict[str, list[Delivery]] = field(default_factory=dict)  # receiver -> in order
+    _seq: int = 0
+    now: float = 0.0
+    log: list[tuple[str, Delivery]] = field(default_factory=list)  # ("post"|"lost"|..., d)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    # --- membership
+
+    def attach(self, party: str, transports: tuple[str, ...] = ("channel",)) -> None:
+        for t in transports:
+            members = self._members.setdefault(t, [])
+            if party not in members:
+                members.append(party)
+        self._queues.setdefault(party, [])
+
+    def transports(self, party: str) -> tuple[str, ...]:
+        return tuple(t for t, members in self._members.items() if party in members)
+
+    # --- sending
+
+    def post(self, sender: str, transport: str, data: bytes, to: str | None = None) -> int:
+        """Put a message on a transport: for `to`, or for every member, the sender included."""
+        if sender not in self._members.get(transport, ()):
+            raise ValueError(f"{sender} is not attached to transport {transport}")
+        self._seq += 1
+        receivers = [to] if to is not None else list(self._members[transport])
+        for receiver in receivers:
+            d = Delivery(self._seq, transport, sender, receiver, data)
+            self._enqueue(d)
+        return self._seq
+
+    def _enqueue(self, d: Delivery) -> None:
+        f, rnd = self.faults, self._random
+        queue = self._queues.setdefault(d.receiver, [])
+        if f.none:
+            queue.append(d)
+            self.log.append(("post", d))
+            return
+        if f.loss and rnd.random() < f.loss:
+            self.log.append(("lost", d))
+            return
+        if f.delay and rnd.random() < f.delay:
+            d = Delivery(d.seq, d.transport, d.sender, d.receiver, d.data,
+                         self.now + rnd.uniform(0, f.max_delay))
+            self.log.append(("delayed", d))
+        position = len(queue)
+        if f.reorder and rnd.random() < f.reorder and queue:
+            position = rnd.randrange(len(queue))  # overtakes the messages after it
+            self.log.append(("reordered", d))
+        queue.insert(position, d)
+        self.log.append(("post", d))
+        if f.duplicate and rnd.random() < f.duplicate:
+            dup = Delivery(d.seq, d.transport, d.sender, d.receiver, d.data, d.not_before, 1)
+            queue.insert(rnd.randrange(position + 1, len(queue) + 1), dup)
+            self.log.append(("duplicated", dup))
+
+    # --- receiving
+
+    def pending(self) -> list[Delivery]:
+        """The deliveries that could happen now: the head of each receiver's queue."""
+        heads = []
+        for receiver in sorted(self._queues):
+            for d in self._queues[receiver]:
+                if d.not_before <= self.now:
+                    heads.append(d)
+                    break
+        return heads
+
+    def in_flight(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def next_due(self) -> float | None:
+        """The earliest time a delayed delivery becomes deliverable, if any is waiting."""
+        times = [d.not_before for q in self._queues.values() for d in q if d.not_before > self.now]
+        return min(times, default=None)
+
+    def deliver(self, d: Delivery) -> Delivery:
+        queue = self._queues[d.receiver]
+        queue.remove(d)
+        self.log.append(("delivered", d))
+        return d
+
+    def next(self) -> Delivery | None:
+        """The next delivery in channel order (lowest log position first), if any is due."""
+        heads = self.pending()
+        if not heads:
+            return None
+        return self.deliver(min(heads, key=lambda d: (d.seq, d.receiver, d.copy)))
