@@ -97,6 +97,16 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_format(args: argparse.Namespace) -> int:
+    from fsmc.format import format_document
+
+    (c,), ok = _load_all([args.file], werror=False)
+    if any(d.code == "syntax" for d in c.diagnostics.items):
+        return 1
+    sys.stdout.write(format_document(c.document))
+    return 0
+
+
 def _cmd_compile(args: argparse.Namespace) -> int:
     from fsmc.backends import asn1, python
 
@@ -129,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command("inspect", "print the checked model", _cmd_inspect)
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = command("format", "print a file in canonical layout (comments are not kept)", _cmd_format)
+    p.add_argument("file")
 
     for name, help, func, default in (
         ("compile", "generate Python machines and the ASN.1 module", _cmd_compile, "generated"),
