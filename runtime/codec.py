@@ -1,0 +1,117 @@
+"""The wire codec: message objects to UPER bytes and back, through asn1tools.
+
+The ASN.1 module comes from the compiler (generated/<protocol>.asn1); the protocol's type
+is a CHOICE of fsms, each a CHOICE of messages (draft A.1.6, B.2). Generated message and
+record classes say how their fields map to ASN.1 (`WIRE`), so one converter serves all.
+
+Bad bytes raise `DecodeError`, and only that: it names the message and field where the
+decoder stopped (`Sync.keysync.beacon.version.minor: out of data`). A driver catches it,
+traces the drop and changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import asn1tools
+
+__all__ = ["Codec", "CodecError", "DecodeError", "EncodeError"]
+
+
+class CodecError(ValueError):
+    """Base of the codec's errors; `code` is machine-readable."""
+
+    code = "codec"
+
+
+class DecodeError(CodecError):
+    """Bytes that are not a valid encoding of the protocol type."""
+
+    code = "decode"
+
+
+class EncodeError(CodecError):
+    """A message value the ASN.1 type does not admit (e.g. a TID of 15 bytes)."""
+
+    code = "encode"
+
+
+def _to_wire(record: Any) -> dict[str, Any]:
+    out = {}
+    for w in record.WIRE:
+        value = getattr(record, w.name)
+        if w.record is not None:
+            value = [_to_wire(v) for v in value] if w.many else _to_wire(value)
+        elif w.many:
+            value = list(value)
+        out[w.wire] = value
+    return out
+
+
+def _from_wire(cls: type[Any], value: dict[str, Any]) -> Any:
+    kwargs = {}
+    for w in cls.WIRE:
+        if w.wire not in value:  # an absent DEFAULT member: the class default applies
+            continue
+        v = value[w.wire]
+        if w.record is not None:
+            v = tuple(_from_wire(w.record, x) for x in v) if w.many else _from_wire(w.record, v)
+        elif w.many:
+            v = tuple(v)
+        kwargs[w.name] = v
+    return cls(**kwargs)
+
+
+class Codec:
+    """UPER codec of one protocol type over its message classes."""
+
+    def __init__(self, asn1: Path, protocol_type: str, messages: Iterable[type[Any]]) -> None:
+        self._path = asn1
+        self._type = protocol_type
+        self._by_choice = {(m.FSM, m.CHOICE): m for m in messages}
+        self._compiled: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def spec(self) -> Any:
+        """The compiled asn1tools specification, compiled on first use."""
+        if self._compiled is None:
+            with self._lock:
+                if self._compiled is None:
+                    self._compiled = asn1tools.compile_files([str(self._path)], "uper")
+        return self._compiled
+
+    def encode(self, message: Any) -> bytes:
+        try:
+            value = (message.FSM, (message.CHOICE, _to_wire(message)))
+            return bytes(self.spec.encode(self._type, value, check_constraints=True))
+        except asn1tools.Error as e:
+            raise EncodeError(f"{type(message).__name__}: {e}") from e
+        except (AttributeError, TypeError, ValueError) as e:
+            raise EncodeError(f"{type(message).__name__}: {e}") from e
+
+    def decode(self, data: bytes) -> Any:
+        if not isinstance(data, bytes | bytearray):
+            raise DecodeError(f"expected bytes, got {type(data).__name__}")
+        if not data:
+            raise DecodeError(f"{self._type}: empty input")
+        try:
+            fsm, (choice, value) = self.spec.decode(self._type, bytes(data), check_constraints=True)
+        except asn1tools.Error as e:
+            raise DecodeError(str(e)) from e
+        except (ValueError, TypeError, IndexError, KeyError) as e:  # asn1tools' own slips
+            raise DecodeError(f"{self._type}: malformed input ({e})") from e
+        cls = self._by_choice.get((fsm, choice))
+        if cls is None:
+            raise DecodeError(f"{self._type}.{fsm}.{choice}: no such message")
+        try:
+            message = _from_wire(cls, value)
+        except (KeyError, TypeError, ValueError) as e:
+            raise DecodeError(f"{self._type}.{fsm}.{choice}: {e}") from e
+        # UPER leaves no room for extra bytes beyond the last octet's padding.
+        if len(self.spec.encode(self._type, (fsm, (choice, value)))) < len(data):
+            raise DecodeError(f"{self._type}.{fsm}.{choice}: trailing data after the message")
+        return message
