@@ -111,7 +111,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     from fsmc.backends import asn1, python
 
     def both(c: Compilation, p: m.Protocol) -> dict[str, str]:
-        return {**python.render(c, p), **asn1.render(c, p)}
+        # The output directory is a package: generated code is imported as generated.<protocol>.
+        return {"__init__.py": python.PACKAGE_INIT, **python.render(c, p), **asn1.render(c, p)}
 
     return _run_backend(args, both, "compiled")
 

@@ -5,7 +5,19 @@ transports and clocks are plugged in around it.
 """
 
 from runtime.codec import Codec, CodecError, DecodeError, EncodeError
-from runtime.machine import END, INIT, TIMEOUT, BufferError, Debug, Effect, Ignored, Machine, MachineError, Send, Transition
+from runtime.machine import (
+    END,
+    INIT,
+    TIMEOUT,
+    BufferError,
+    Debug,
+    Effect,
+    Ignored,
+    Machine,
+    MachineError,
+    Send,
+    Transition,
+)
 from runtime.records import Message, MessageType, Record, Security, Wire
 
 __all__ = [

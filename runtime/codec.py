@@ -102,8 +102,8 @@ class Codec:
             fsm, (choice, value) = self.spec.decode(self._type, bytes(data), check_constraints=True)
         except asn1tools.Error as e:
             raise DecodeError(str(e)) from e
-        except (ValueError, TypeError, IndexError, KeyError) as e:  # asn1tools' own slips
-            raise DecodeError(f"{self._type}: malformed input ({e})") from e
+        except Exception as e:  # noqa: BLE001 - asn1tools raises assorted internal errors on garbage
+            raise DecodeError(f"{self._type}: malformed input ({type(e).__name__}: {e})") from e
         cls = self._by_choice.get((fsm, choice))
         if cls is None:
             raise DecodeError(f"{self._type}.{fsm}.{choice}: no such message")

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 __all__ = ["header", "source_name"]
 
 
 def source_name(path: Path | str) -> str:
-    """The source's path relative to the working directory when inside it (so generated
-    files do not depend on where the checkout is), else its plain name."""
+    """The source's path relative to the working directory when it is inside it, else its
+    file name: generated files must not depend on where a checkout or a test lives."""
     p = Path(path)
     try:
-        return Path(os.path.relpath(p.resolve(), Path.cwd().resolve())).as_posix() if p.is_absolute() else p.as_posix()
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return p.name
 
