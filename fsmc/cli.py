@@ -123,6 +123,32 @@ def _cmd_diagram(args: argparse.Namespace) -> int:
     return _run_backend(args, dot.render_with_svg, "diagram")
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from runtime import msc
+    from runtime.simulation import ScenarioError, Simulation, load_scenario
+
+    try:
+        scenario = load_scenario(Path(args.scenario))
+        result = Simulation(scenario).run()
+    except ScenarioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    title = f"{scenario.path.name}: {scenario.description}"
+    if args.msc:
+        write_if_changed(Path(args.msc), msc.svg(result.trace, result.order, title))
+    if args.json:
+        print(json.dumps(result.json(), indent=2))
+    else:
+        print(title)
+        print(msc.text(result.trace, result.order))
+        for name, party in result.parties.items():
+            print(f"{name}: {party['state']}, keys {party['keys']}")
+        for failure in result.failures:
+            print(f"FAILED: {failure}")
+        print("ok" if result.ok else "expectations failed")
+    return 0 if result.ok else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsmc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +166,11 @@ def _parser() -> argparse.ArgumentParser:
     p = command("inspect", "print the checked model", _cmd_inspect)
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = command("simulate", "run a scenario and print its sequence chart", _cmd_simulate)
+    p.add_argument("scenario")
+    p.add_argument("--json", action="store_true", help="parties, trace and verdict as JSON")
+    p.add_argument("--msc", metavar="FILE.svg", help="also write the sequence chart as SVG")
 
     p = command("format", "print a file in canonical layout (comments are not kept)", _cmd_format)
     p.add_argument("file")

@@ -110,8 +110,9 @@ def seal(payload: bytes, sender: DeviceKeys, recipients: Iterable[bytes] | None 
     return signed + sender.signing.sign(signed).signature
 
 
-def open_envelope(data: bytes, receiver: DeviceKeys | None) -> Opened:
-    """Verify the signature and decrypt; raises EnvelopeError saying what failed."""
+def open_envelope(data: bytes, receiver: DeviceKeys | Iterable[DeviceKeys] | None) -> Opened:
+    """Verify the signature and decrypt with whichever of `receiver`'s keys the envelope
+    was sealed to; raises EnvelopeError saying what failed."""
     fixed = len(MAGIC) + 1 + 32 + 32 + 1
     if len(data) < fixed + 24 + crypto_sign_BYTES:
         raise EnvelopeError(f"envelope truncated: {len(data)} bytes")
@@ -135,14 +136,16 @@ def open_envelope(data: bytes, receiver: DeviceKeys | None) -> Opened:
     body = signed[offset:]
     if not flags & _ENCRYPTED:
         return Opened(verify, public, False, body[24:])
-    if receiver is None:
+    keys = [] if receiver is None else [receiver] if isinstance(receiver, DeviceKeys) else list(receiver)
+    if not keys:
         raise EnvelopeError("encrypted envelope and no key to open it")
-    mine = key_id(receiver.public)
+    mine = {key_id(k.public): k for k in keys}
     for kid, sealed in entries:
-        if kid != mine:
+        k = mine.get(kid)
+        if k is None:
             continue
         try:
-            content_key = SealedBox(receiver.encryption).decrypt(sealed)
+            content_key = SealedBox(k.encryption).decrypt(sealed)
             return Opened(verify, public, True, SecretBox(content_key).decrypt(body))
         except CryptoError as e:
             raise EnvelopeError("cannot decrypt: authentication failed") from e

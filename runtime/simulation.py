@@ -1,0 +1,227 @@
+"""Scenarios: a protocol's executable test vectors, run on the in-memory network.
+
+A scenario file (TOML; the format is documented in docs/scenarios.md) names the generated
+machine, the device implementation, the parties, the steps, the fault model with its
+seed, and what must hold at the end. One seed reproduces a run exactly: every random
+choice (TIDs, keys, faults) comes from it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.network import FaultModel, InMemoryNetwork
+from runtime.party import Party, TraceEntry
+
+__all__ = ["Result", "Scenario", "ScenarioError", "Simulation", "load_scenario"]
+
+MAX_DELIVERIES = 100_000
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be run; names the file and the key."""
+
+
+@dataclass
+class Scenario:
+    path: Path
+    description: str
+    protocol: str  # the DSL file, for people
+    module: str  # the generated module, e.g. generated.sync
+    fsm: str  # the machine class, e.g. KeySync
+    devices: str  # the module whose make_devices() builds the parties' devices
+    seed: int
+    faults: FaultModel
+    parties: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    expect: dict[str, Any]
+
+
+def _need(data: dict[str, Any], key: str, kind: type, path: Path, where: str = "") -> Any:
+    if key not in data:
+        raise ScenarioError(f"{path}: missing {where}{key}")
+    if not isinstance(data[key], kind):
+        raise ScenarioError(f"{path}: {where}{key} must be a {kind.__name__}")
+    return data[key]
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ScenarioError(f"{path}: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{path}: {e}") from e
+    faults = data.get("faults", {})
+    try:
+        fault_model = FaultModel(**faults)
+    except TypeError as e:
+        raise ScenarioError(f"{path}: [faults]: {e}") from e
+    parties = _need(data, "party", list, path)
+    names = [_need(p, "name", str, path, "party.") for p in parties]
+    if len(set(names)) != len(names):
+        raise ScenarioError(f"{path}: two parties with one name")
+    steps = _need(data, "step", list, path)
+    for i, step in enumerate(steps, 1):
+        if "party" in step and step["party"] not in names and step["party"] != "all":
+            raise ScenarioError(f"{path}: step {i}: unknown party {step['party']!r}")
+    return Scenario(
+        path=path,
+        description=data.get("description", ""),
+        protocol=_need(data, "protocol", str, path),
+        module=_need(data, "module", str, path),
+        fsm=_need(data, "fsm", str, path),
+        devices=_need(data, "devices", str, path),
+        seed=int(data.get("seed", 0)),
+        faults=fault_model,
+        parties=parties,
+        steps=steps,
+        expect=data.get("expect", {}),
+    )
+
+
+@dataclass
+class Result:
+    parties: dict[str, dict[str, Any]]
+    trace: list[TraceEntry]
+    failures: list[str]
+    order: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "parties": self.parties,
+            "trace": [
+                {"time": e.time, "party": e.party, "kind": e.kind, "detail": e.detail, "peer": e.peer,
+                 "message": e.message, "seq": e.seq}
+                for e in self.trace
+            ],
+            "ok": self.ok,
+            "failures": self.failures,
+        }
+
+
+class Simulation:
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.now = 0.0
+        self.rng = random.Random(scenario.seed)
+        self.network = InMemoryNetwork(seed=self.rng.getrandbits(64), faults=scenario.faults)
+        try:
+            module = importlib.import_module(scenario.module)
+            machine_class = getattr(module, scenario.fsm)
+            devices_module = importlib.import_module(scenario.devices)
+        except (ImportError, AttributeError) as e:
+            raise ScenarioError(f"{scenario.path}: {e}") from e
+        self.module = module
+        self.trace: list[TraceEntry] = []
+        make_devices: Callable[..., dict[str, Any]] = devices_module.make_devices
+        devices = make_devices(scenario.parties, self.rng, self._notify)
+        self.devices = devices
+        self.parties: dict[str, Party] = {}
+        for spec in scenario.parties:
+            device = devices[spec["name"]]
+            machine = machine_class(device)
+            device.machine = machine
+            self.parties[spec["name"]] = Party(
+                spec["name"], machine, device, module.CODEC, self.network, self.clock, self.trace,
+                transports=tuple(spec.get("transports", ["channel"])),
+            )
+
+    def clock(self) -> float:
+        return self.now
+
+    def _notify(self, party: str, notification: Any) -> None:
+        words = f" ({' '.join(notification.trustwords)})" if notification.trustwords else ""
+        self.trace.append(TraceEntry(self.now, party, "notify", f"{notification.name}{words}"))
+
+    def _targets(self, step: dict[str, Any]) -> list[Party]:
+        """The step's parties: by name, "all", or (`in_state`) those now in a state, for
+        roles that are decided during the run (which device becomes the Requester)."""
+        if "in_state" in step:
+            found = [p for p in self.parties.values()
+                     if p.machine.state.name == step["in_state"]]  # type: ignore[attr-defined]
+            if not found:
+                raise ScenarioError(f"{self.scenario.path}: step {step}: no party is in {step['in_state']}")
+            return found[: int(step.get("count", 1))]
+        who = step.get("party", "all")
+        return list(self.parties.values()) if who == "all" else [self.parties[who]]
+
+    def deliver_until_quiet(self, limit: int = MAX_DELIVERIES) -> int:
+        count = 0
+        while count < limit:
+            d = self.network.next()
+            if d is None:
+                break
+            self.parties[d.receiver].deliver(d)
+            count += 1
+        return count
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.network.now = self.now
+        for party in self.parties.values():
+            party.tick()
+
+    def step(self, step: dict[str, Any]) -> None:
+        if "start" in step:
+            for party in self._targets(step):
+                party.start()
+        elif "event" in step:
+            for party in self._targets(step):
+                event = party.machine.Event[step["event"]]  # type: ignore[attr-defined]
+                party.event(event, step["event"])
+        elif "deliver" in step:
+            self.deliver_until_quiet(int(step.get("max", MAX_DELIVERIES)))
+        elif "advance" in step:
+            self.advance(float(step["advance"]))
+        else:
+            raise ScenarioError(f"{self.scenario.path}: step {step}: expected start, event, deliver or advance")
+
+    def run(self) -> Result:
+        for step in self.scenario.steps:
+            try:
+                self.step(step)
+            except KeyError as e:
+                raise ScenarioError(f"{self.scenario.path}: step {step}: unknown {e}") from e
+        return Result(self.summary(), self.trace, self.check(), list(self.parties))
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        return {name: {"state": p.machine.state.name, "keys": p.device.keyring.material_digest()}  # type: ignore[attr-defined]
+                for name, p in self.parties.items()}
+
+    def check(self) -> list[str]:
+        expect, failures = self.scenario.expect, []
+        summary = self.summary()
+        for name, state in expect.get("state", {}).items():
+            if summary[name]["state"] != state:
+                failures.append(f"{name} is in {summary[name]['state']}, expected {state}")
+        for group in expect.get("same_keys", []):
+            digests = {summary[n]["keys"] for n in group}
+            if len(digests) != 1:
+                failures.append(f"{', '.join(group)} hold different key material")
+        for group in expect.get("different_keys", []):
+            digests = [summary[n]["keys"] for n in group]
+            if len(set(digests)) != len(digests):
+                failures.append(f"{', '.join(group)} should hold different key material")
+        if expect.get("no_private_keys_sent"):
+            for name, p in self.parties.items():
+                if p.device.sent_keys_to:  # type: ignore[attr-defined]
+                    failures.append(f"{name} sent private keys: {p.device.sent_keys_to}")  # type: ignore[attr-defined]
+        for name in expect.get("disabled", []):
+            if not self.parties[name].device.disabled:
+                failures.append(f"{name} is not disabled")
+        hooks = importlib.import_module(self.scenario.devices)
+        extra: Callable[[dict[str, Any], dict[str, Party]], list[str]] | None = getattr(hooks, "check", None)
+        if extra is not None:
+            failures += extra(expect, self.parties)
+        return failures
