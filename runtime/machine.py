@@ -59,6 +59,9 @@ class BufferError(MachineError):
 class Send:
     message: Any
     to: str | None = None
+    # What the driver needs of the moment of sending (A.1.6.8 builds the transporting
+    # message right there): e.g. the keys to sign with and to attach. See Machine.capture.
+    context: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +95,13 @@ class Machine:
     AUTO_VALUES: ClassVar[dict[str, Any]]  # auto field type -> value (Version)
     INITIAL: ClassVar[int]
 
-    __slots__ = ("bindings", "buffer", "effects", "_state", "_queue", "_running")
+    __slots__ = ("bindings", "buffer", "capture", "effects", "_state", "_queue", "_running")
 
     def __init__(self, bindings: Any, buffer: Any) -> None:
         self.bindings = bindings
+        # Called with each message as it is sent; its result rides on the Send effect, so
+        # a driver seals with the keys of that moment, not of the end of the handler.
+        self.capture: Callable[[Any], Any] | None = None
         self.buffer = buffer
         self.effects: list[Effect] = []
         self._state = self.INITIAL
@@ -187,7 +193,9 @@ class Machine:
             if value is None:
                 raise BufferError(f"send {message_class.NAME}: field {name} is not set in the I/O buffer")
             values[name] = value
-        self.effects.append(Send(message_class(**values), to))
+        message = message_class(**values)
+        capture = self.capture
+        self.effects.append(Send(message, to, capture(message) if capture is not None else None))
 
     def debug(self, text: str) -> None:
         self.effects.append(Debug(text))

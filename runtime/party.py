@@ -35,7 +35,12 @@ __all__ = ["Device", "Party", "TraceEntry"]
 class Device(Protocol):
     """What a protocol's device implementation gives the driver."""
 
-    def seal(self, message: Any, data: bytes) -> bytes: ...
+    def capture(self, message: Any) -> Any:
+        """What sealing `message` needs of the moment it is sent (keys to sign with and
+        to attach); the machine calls this from `send`."""
+        ...
+
+    def seal(self, message: Any, data: bytes, captured: Any) -> bytes: ...
 
     def open(self, data: bytes) -> tuple[bytes, Any]:
         """The Sync message bytes and an opaque context (sender, attachments); raises
@@ -53,6 +58,10 @@ class Device(Protocol):
 
     @property
     def disabled(self) -> bool: ...
+
+    def timed_out(self, state: str) -> None:
+        """Tell the application a state timed out (the pEp engine's SYNC_NOTIFY_TIMEOUT)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,7 @@ class Party:
 
     def __post_init__(self) -> None:
         self.network.attach(self.name, self.transports)
+        self.machine.capture = self.device.capture
         if self.active_transport is None:
             self.active_transport = self.transports[0]
 
@@ -124,6 +134,7 @@ class Party:
         state = self.machine.state
         self._log("timeout", f"{_name(self.machine, state)} timed out; back to InitState")
         self.deadline = None
+        self.device.timed_out(_name(self.machine, state))
         self.machine.reset()
         self._run(self.machine.start(), "Timeout")
         return True
@@ -157,13 +168,12 @@ class Party:
             self._log("drop", f"{message.NAME}: rate limit {message.RATELIMIT}s", message=message.NAME)
             return
         self._last_sent[message.ID] = now
-        data = self.device.seal(message, self.codec.encode(message))
-        if effect.to is not None:
-            transports = (self.active_transport or self.transports[0],)
-        elif message.TYPE is MessageType.BROADCAST:
-            transports = self.transports
-        else:
-            transports = (self.active_transport or self.transports[0],)
+        data = self.device.seal(message, self.codec.encode(message), effect.context)
+        # A.1.6.2: broadcast is copied on all transports; anycast (and a message to one
+        # party) goes on the active transport, the one the last Sync message came in on.
+        active = self.active_transport or self.transports[0]
+        broadcast = effect.to is None and message.TYPE is MessageType.BROADCAST
+        transports: tuple[str, ...] = self.transports if broadcast else (active,)
         for transport in transports:
             seq = self.network.post(self.name, transport, data, to=effect.to)
             self._log("send", message.NAME, peer=effect.to, message=message.NAME, seq=seq)

@@ -177,8 +177,11 @@ class Simulation:
             for party in self._targets(step):
                 party.start()
         elif "event" in step:
+            before = getattr(importlib.import_module(self.scenario.devices), "before_event", None)
             for party in self._targets(step):
                 event = party.machine.Event[step["event"]]  # type: ignore[attr-defined]
+                if before is not None:
+                    before(party.device, step["event"])
                 party.event(event, step["event"])
         elif "deliver" in step:
             self.deliver_until_quiet(int(step.get("max", MAX_DELIVERIES)))
@@ -210,13 +213,21 @@ class Simulation:
             if len(digests) != 1:
                 failures.append(f"{', '.join(group)} hold different key material")
         for group in expect.get("different_keys", []):
-            digests = [summary[n]["keys"] for n in group]
-            if len(set(digests)) != len(digests):
+            if len({summary[n]["keys"] for n in group}) != len(group):
                 failures.append(f"{', '.join(group)} should hold different key material")
         if expect.get("no_private_keys_sent"):
             for name, p in self.parties.items():
                 if p.device.sent_keys_to:  # type: ignore[attr-defined]
                     failures.append(f"{name} sent private keys: {p.device.sent_keys_to}")  # type: ignore[attr-defined]
+        for name, messages in expect.get("sent", {}).items():
+            sent = {e.message for e in self.trace if e.party == name and e.kind == "send"}
+            for message in messages:
+                if message not in sent:
+                    failures.append(f"{name} did not send {message}")
+        for name, count in expect.get("timeouts", {}).items():
+            fired = sum(1 for e in self.trace if e.party == name and e.kind == "timeout")
+            if fired != count:
+                failures.append(f"{name} timed out {fired} times, expected {count}")
         for name in expect.get("disabled", []):
             if not self.parties[name].device.disabled:
                 failures.append(f"{name} is not disabled")

@@ -85,6 +85,7 @@ class KeySyncDevice:
     seen: dict[str, bytes] = field(default_factory=dict)  # fpr -> X25519 key, from the channel
     sent_keys_to: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     is_disabled: bool = False
+    resets: int = 0  # how often this device led a group key reset
     notifications: list[Notification] = field(default_factory=list)
 
     # --- helpers
@@ -121,17 +122,22 @@ class KeySyncDevice:
 
     # --- the driver's side: envelopes and security contexts (A.1.6.3)
 
-    def seal(self, message: Any, data: bytes) -> bytes:
+    def capture(self, message: Any) -> tuple[DeviceKeys, frozenset[bytes], bytes]:
+        """At `send`: the key to sign with, the keys to encrypt to, the keys to attach."""
         security: Security = message.SECURITY
         attachment = b""
         if security.attaches_keys:
             attachment = self.keyring.export(list(self.prepared))
             self.sent_keys_to.append((message.NAME, self.prepared))
-        payload = len(data).to_bytes(_SYNC_LENGTH, "big") + data + attachment
         signer = self.keyring.signing_keys()
-        if not security.encrypted:
+        recipients = frozenset({signer.public, *self.seen.values()})
+        return signer, recipients, attachment
+
+    def seal(self, message: Any, data: bytes, captured: tuple[DeviceKeys, frozenset[bytes], bytes]) -> bytes:
+        signer, recipients, attachment = captured
+        payload = len(data).to_bytes(_SYNC_LENGTH, "big") + data + attachment
+        if not message.SECURITY.encrypted:
             return seal(payload, signer)
-        recipients = {self.keyring.encryption_key(self.keyring.primary), *self.seen.values()}
         return seal(payload, signer, recipients)
 
     def open(self, data: bytes) -> tuple[bytes, Context]:
@@ -228,6 +234,7 @@ class KeySyncDevice:
 
     def ownKeysAreDefaultKeys(self) -> None:
         self.keyring.group.update(self.keyring.default.values())
+        self.keyring.sync = self.keyring.primary
 
     def prepareOwnKeys(self) -> None:
         self.buffer.ownIdentities = self._identities()
@@ -241,8 +248,10 @@ class KeySyncDevice:
         for identity in self.buffer.ownIdentities or ():
             if identity.fpr in self.keyring.private:
                 self.keyring.default[identity.address] = identity.fpr
+        self.keyring.sync = self.keyring.primary
 
     def resetOwnGroupedKeys(self) -> None:
+        self.resets += 1
         fresh = self._reset_keys()
         self.keyring.group.update(fresh)
         self.machine.signal(self.machine.Event.KeyGen)  # share the new keys (Grouped: on KeyGen)
@@ -250,10 +259,11 @@ class KeySyncDevice:
     def resetOwnKeysUngrouped(self) -> None:
         self._reset_keys()
         self.keyring.group.clear()
+        self.keyring.sync = None
 
     def _reset_keys(self) -> list[str]:
         fresh = []
-        for address, identity in sorted(self.keyring.identities.items()):
+        for _, identity in sorted(self.keyring.identities.items()):
             seed = self.rng.getrandbits(256).to_bytes(32, "big")
             fresh.append(self.keyring.add_identity(identity, DeviceKeys.generate(seed)))
         return fresh
@@ -267,6 +277,9 @@ class KeySyncDevice:
                     self.keyring.default[identity.address] = identity.fpr
         self.keyring.group.update(self.received)
         self.keyring.group.update(self.keyring.default.values())
+
+    def timed_out(self, state: str) -> None:
+        self._show(f"timeout in {state}")
 
     def showBeingInGroup(self) -> None:
         self._show("showBeingInGroup")

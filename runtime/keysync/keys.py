@@ -41,6 +41,10 @@ class KeyRing:
     trusted: set[str] = field(default_factory=set)
     mistrusted: set[str] = field(default_factory=set)
     group: set[str] = field(default_factory=set)  # fingerprints of the device group's keys
+    # The key a grouped device signs Sync messages with: the group's default key when the
+    # group formed. New keys (KeyGen, key reset) are shared signed with it, so the other
+    # members, who do not know them yet, still see a message from the group.
+    sync: str | None = None
 
     def add(self, keys: DeviceKeys) -> str:
         fpr = keys.fingerprint
@@ -67,19 +71,20 @@ class KeyRing:
         return self.default[first]
 
     def signing_keys(self) -> DeviceKeys:
+        if self.sync is not None and self.sync in self.private:
+            return self.private[self.sync]
         return self.private[self.primary]
 
     def encryption_key(self, fpr: str) -> bytes:
         return self.public[fpr][32:]
 
     def material_digest(self) -> str:
-        """Equal exactly when two devices hold the same private keys and defaults."""
+        """Equal exactly when two devices hold the same private keys (defaults aside:
+        which key is default is a per-device choice the key reset protocol settles)."""
         h = hashlib.sha256()
         for fpr in sorted(self.private):
             k = self.private[fpr]
             h.update(fpr.encode() + bytes(k.signing) + bytes(k.encryption))
-        for address in sorted(self.default):
-            h.update(f"{address}={self.default[address]};".encode())
         return h.hexdigest()[:16]
 
     def export(self, fprs: list[str]) -> bytes:

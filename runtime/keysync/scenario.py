@@ -22,7 +22,7 @@ from runtime.envelope import DeviceKeys
 from runtime.keysync.device import KeySyncDevice, Notification
 from runtime.keysync.keys import KeyRing, OwnIdentity
 
-__all__ = ["check", "make_devices"]
+__all__ = ["before_event", "check", "make_devices"]
 
 DEFAULT_ADDRESS = "alice@example.org"
 
@@ -59,7 +59,18 @@ def make_devices(parties: list[dict[str, Any]], rng: random.Random,
         every = set().union(*(set(d.keyring.private) for d in members))
         for device in members:
             device.keyring.group.update(every)
+            device.keyring.sync = device.keyring.primary
+    for device in devices.values():
+        device.initial = frozenset(device.keyring.private)  # type: ignore[attr-defined]
     return devices
+
+
+def before_event(device: KeySyncDevice, event: str) -> None:
+    """KeyGen is what the core signals after generating a key: generate one first (for
+    the first own identity; it becomes that identity's default)."""
+    if event == "KeyGen":
+        address = sorted(device.keyring.identities)[0]
+        device.keyring.add_identity(device.keyring.identities[address], _keys(device.rng))
 
 
 def check(expect: dict[str, Any], parties: dict[str, Any]) -> list[str]:
@@ -69,6 +80,15 @@ def check(expect: dict[str, Any], parties: dict[str, Any]) -> list[str]:
     from runtime.envelope import open_envelope, seal
 
     failures = []
+    if "key_reset_leaders" in expect:
+        leaders = sum(p.device.resets for p in parties.values())
+        if leaders != expect["key_reset_leaders"]:
+            failures.append(f"{leaders} devices led the key reset, expected {expect['key_reset_leaders']}")
+    for name in expect.get("holds_only_own_keys", []):
+        device = parties[name].device
+        foreign = set(device.keyring.private) - device.initial
+        if foreign:
+            failures.append(f"{name} holds keys it did not start with: {sorted(f[:8] for f in foreign)}")
     names = expect.get("holds_originals", [])
     for sender in names:
         s = parties[sender].device
