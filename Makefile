@@ -37,7 +37,9 @@ diagrams: setup
 	$(FSMC) diagram $(PROTOCOLS)
 
 bench: setup
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(PY) bench/bench_compiler.py
+	$(PY) bench/bench_dispatch.py
 
 check: setup
 	$(VENV)/bin/ruff check fsmc runtime generated tests bench

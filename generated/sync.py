@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from runtime import Codec, Machine, MessageType, Security, Wire
+from runtime import Codec, Machine, MessageType, Security, Wire, missing
 
 __all__ = [
     "Identity",
@@ -158,6 +158,19 @@ class Beacon:
     challenge: bytes
     version: Version
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> Beacon:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        version = auto["Version"]
+        assert isinstance(version, Version)
+        buffer.version = version
+        if buffer.challenge is None:
+            raise missing("Beacon", "challenge")
+        return cls(
+            challenge=buffer.challenge,
+            version=version,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NegotiationRequest:
@@ -186,6 +199,28 @@ class NegotiationRequest:
     negotiation: bytes
     is_group: bool
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> NegotiationRequest:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        version = auto["Version"]
+        assert isinstance(version, Version)
+        buffer.version = version
+        if buffer.challenge is None:
+            raise missing("NegotiationRequest", "challenge")
+        if buffer.response is None:
+            raise missing("NegotiationRequest", "response")
+        if buffer.negotiation is None:
+            raise missing("NegotiationRequest", "negotiation")
+        if buffer.is_group is None:
+            raise missing("NegotiationRequest", "is_group")
+        return cls(
+            challenge=buffer.challenge,
+            response=buffer.response,
+            version=version,
+            negotiation=buffer.negotiation,
+            is_group=buffer.is_group,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NegotiationOpen:
@@ -210,6 +245,22 @@ class NegotiationOpen:
     version: Version
     negotiation: bytes
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> NegotiationOpen:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        version = auto["Version"]
+        assert isinstance(version, Version)
+        buffer.version = version
+        if buffer.response is None:
+            raise missing("NegotiationOpen", "response")
+        if buffer.negotiation is None:
+            raise missing("NegotiationOpen", "negotiation")
+        return cls(
+            response=buffer.response,
+            version=version,
+            negotiation=buffer.negotiation,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rollback:
@@ -229,6 +280,15 @@ class Rollback:
     )
 
     negotiation: bytes
+
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> Rollback:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.negotiation is None:
+            raise missing("Rollback", "negotiation")
+        return cls(
+            negotiation=buffer.negotiation,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -250,6 +310,15 @@ class CommitReject:
 
     negotiation: bytes
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> CommitReject:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.negotiation is None:
+            raise missing("CommitReject", "negotiation")
+        return cls(
+            negotiation=buffer.negotiation,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitAcceptOfferer:
@@ -269,6 +338,15 @@ class CommitAcceptOfferer:
     )
 
     negotiation: bytes
+
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> CommitAcceptOfferer:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.negotiation is None:
+            raise missing("CommitAcceptOfferer", "negotiation")
+        return cls(
+            negotiation=buffer.negotiation,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -290,6 +368,15 @@ class CommitAcceptRequester:
 
     negotiation: bytes
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> CommitAcceptRequester:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.negotiation is None:
+            raise missing("CommitAcceptRequester", "negotiation")
+        return cls(
+            negotiation=buffer.negotiation,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitAccept:
@@ -310,6 +397,15 @@ class CommitAccept:
 
     negotiation: bytes
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> CommitAccept:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.negotiation is None:
+            raise missing("CommitAccept", "negotiation")
+        return cls(
+            negotiation=buffer.negotiation,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitAcceptForGroup:
@@ -329,6 +425,15 @@ class CommitAcceptForGroup:
     )
 
     negotiation: bytes
+
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> CommitAcceptForGroup:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.negotiation is None:
+            raise missing("CommitAcceptForGroup", "negotiation")
+        return cls(
+            negotiation=buffer.negotiation,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -352,6 +457,18 @@ class GroupTrustThisKey:
     key: str
     negotiation: bytes
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> GroupTrustThisKey:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.key is None:
+            raise missing("GroupTrustThisKey", "key")
+        if buffer.negotiation is None:
+            raise missing("GroupTrustThisKey", "negotiation")
+        return cls(
+            key=buffer.key,
+            negotiation=buffer.negotiation,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupKeysForNewMember:
@@ -371,6 +488,15 @@ class GroupKeysForNewMember:
     )
 
     ownIdentities: tuple[Identity, ...]
+
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> GroupKeysForNewMember:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.ownIdentities is None:
+            raise missing("GroupKeysForNewMember", "ownIdentities")
+        return cls(
+            ownIdentities=buffer.ownIdentities,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -392,6 +518,15 @@ class GroupKeysAndClose:
 
     ownIdentities: tuple[Identity, ...]
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> GroupKeysAndClose:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.ownIdentities is None:
+            raise missing("GroupKeysAndClose", "ownIdentities")
+        return cls(
+            ownIdentities=buffer.ownIdentities,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OwnKeysOfferer:
@@ -412,6 +547,15 @@ class OwnKeysOfferer:
 
     ownIdentities: tuple[Identity, ...]
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> OwnKeysOfferer:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.ownIdentities is None:
+            raise missing("OwnKeysOfferer", "ownIdentities")
+        return cls(
+            ownIdentities=buffer.ownIdentities,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OwnKeysRequester:
@@ -431,6 +575,15 @@ class OwnKeysRequester:
     )
 
     ownIdentities: tuple[Identity, ...]
+
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> OwnKeysRequester:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.ownIdentities is None:
+            raise missing("OwnKeysRequester", "ownIdentities")
+        return cls(
+            ownIdentities=buffer.ownIdentities,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -460,6 +613,28 @@ class NegotiationRequestGrouped:
     negotiation: bytes
     is_group: bool
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> NegotiationRequestGrouped:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        version = auto["Version"]
+        assert isinstance(version, Version)
+        buffer.version = version
+        if buffer.challenge is None:
+            raise missing("NegotiationRequestGrouped", "challenge")
+        if buffer.response is None:
+            raise missing("NegotiationRequestGrouped", "response")
+        if buffer.negotiation is None:
+            raise missing("NegotiationRequestGrouped", "negotiation")
+        if buffer.is_group is None:
+            raise missing("NegotiationRequestGrouped", "is_group")
+        return cls(
+            challenge=buffer.challenge,
+            response=buffer.response,
+            version=version,
+            negotiation=buffer.negotiation,
+            is_group=buffer.is_group,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupHandshake:
@@ -482,6 +657,18 @@ class GroupHandshake:
     negotiation: bytes
     key: str
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> GroupHandshake:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.negotiation is None:
+            raise missing("GroupHandshake", "negotiation")
+        if buffer.key is None:
+            raise missing("GroupHandshake", "key")
+        return cls(
+            negotiation=buffer.negotiation,
+            key=buffer.key,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupKeysUpdate:
@@ -502,6 +689,15 @@ class GroupKeysUpdate:
 
     ownIdentities: tuple[Identity, ...]
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> GroupKeysUpdate:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.ownIdentities is None:
+            raise missing("GroupKeysUpdate", "ownIdentities")
+        return cls(
+            ownIdentities=buffer.ownIdentities,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InitUnledGroupKeyReset:
@@ -517,6 +713,11 @@ class InitUnledGroupKeyReset:
     FIELDS: ClassVar[tuple[str, ...]] = ()
     AUTO: ClassVar[tuple[tuple[str, str], ...]] = ()
     WIRE: ClassVar[tuple[Wire, ...]] = ()
+
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> InitUnledGroupKeyReset:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        return cls()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -538,6 +739,15 @@ class ElectGroupKeyResetLeader:
 
     response: bytes
 
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> ElectGroupKeyResetLeader:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.response is None:
+            raise missing("ElectGroupKeyResetLeader", "response")
+        return cls(
+            response=buffer.response,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SynchronizeGroupKeys:
@@ -553,6 +763,11 @@ class SynchronizeGroupKeys:
     FIELDS: ClassVar[tuple[str, ...]] = ()
     AUTO: ClassVar[tuple[tuple[str, str], ...]] = ()
     WIRE: ClassVar[tuple[Wire, ...]] = ()
+
+    @classmethod
+    def from_buffer(cls, buffer: KeySyncBuffer, auto: dict[str, object]) -> SynchronizeGroupKeys:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        return cls()
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from runtime.machine import (
     MachineError,
     Send,
     Transition,
+    missing,
 )
 from runtime.records import Message, MessageType, Record, Security, Wire
 
@@ -41,4 +42,5 @@ __all__ = [
     "Send",
     "Transition",
     "Wire",
+    "missing",
 ]

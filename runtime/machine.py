@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 __all__ = [
     "END",
@@ -34,6 +33,7 @@ __all__ = [
     "Ignored",
     "Machine",
     "MachineError",
+    "missing",
     "Send",
     "Transition",
 ]
@@ -55,8 +55,16 @@ class BufferError(MachineError):
     code = "buffer"
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
+def missing(message: str, field: str) -> BufferError:
+    """The error generated `from_buffer` methods raise for an empty buffer slot."""
+    return BufferError(f"send {message}: field {field} is not set in the I/O buffer")
+
+
+# Effects are NamedTuples: immutable, and cheap to build on the dispatch path (a frozen
+# dataclass pays object.__setattr__ per field; bench/bench_dispatch.py measures this).
+
+
+class Send(NamedTuple):
     message: Any
     to: str | None = None
     # What the driver needs of the moment of sending (A.1.6.8 builds the transporting
@@ -64,25 +72,24 @@ class Send:
     context: Any = None
 
 
-@dataclass(frozen=True, slots=True)
-class Debug:
+class Debug(NamedTuple):
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
+class Transition(NamedTuple):
     old: int
     new: int
     event: int
 
 
-@dataclass(frozen=True, slots=True)
-class Ignored:
+class Ignored(NamedTuple):
     state: int
     event: int
 
 
 Effect = Send | Debug | Transition | Ignored
+# tuple.__new__ builds a NamedTuple without its Python-level __new__: the hot path.
+_new = tuple.__new__
 Handler = Callable[[Any], int | None]
 
 
@@ -96,6 +103,16 @@ class Machine:
     INITIAL: ClassVar[int]
 
     __slots__ = ("bindings", "buffer", "capture", "effects", "_state", "_queue", "_running")
+
+    # HANDLERS as a list indexed by state number (states are numbered 0..n): an index is
+    # cheaper than a hash on every event. Built once per class.
+    _table: ClassVar[list[dict[int, Handler]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "HANDLERS" in cls.__dict__:
+            size = max(cls.HANDLERS, default=-1) + 1
+            cls._table = [dict(cls.HANDLERS.get(state, {})) for state in range(size)]
 
     def __init__(self, bindings: Any, buffer: Any) -> None:
         self.bindings = bindings
@@ -135,32 +152,34 @@ class Machine:
         effects: list[Effect] = []
         self.effects = effects
         queue = self._queue
-        queue.append(event)
-        handlers = self.HANDLERS
+        handlers = self._table
+        init_event = INIT
         self._running = True
         try:
-            while queue:
-                event = queue.popleft()
+            while True:
                 state = self._state
                 if state == END:
                     queue.clear()
                     break
                 handler = handlers[state].get(event)
                 if handler is None:
-                    effects.append(Ignored(state, event))
-                    continue
-                new = handler(self)
-                # Each state change runs the new state's Init at once (A.1.5.2).
-                while new is not None and new != state:
-                    effects.append(Transition(state, new, event))
-                    self._state = state = new
-                    if new == END:
-                        break
-                    init = handlers[new].get(INIT)
-                    if init is None:
-                        break
-                    event = INIT
-                    new = init(self)
+                    effects.append(_new(Ignored, (state, event)))
+                else:
+                    new = handler(self)
+                    # Each state change runs the new state's Init at once (A.1.5.2).
+                    while new is not None and new != state:
+                        effects.append(_new(Transition, (state, new, event)))
+                        self._state = state = new
+                        if new == END:
+                            break
+                        init = handlers[new].get(init_event)
+                        if init is None:
+                            break
+                        event = init_event
+                        new = init(self)
+                if not queue:
+                    break
+                event = queue.popleft()
         finally:
             self._running = False
         return effects
@@ -181,21 +200,11 @@ class Machine:
     # --- called by generated handlers
 
     def send(self, message_class: type[Any], to: str | None = None) -> None:
-        """A.1.6.8: auto fields into the buffer, fields from the buffer, the message out."""
-        buffer = self.buffer
-        values = {}
-        for name, type_name in message_class.AUTO:
-            value = self.AUTO_VALUES[type_name]
-            setattr(buffer, name, value)
-            values[name] = value
-        for name in message_class.FIELDS:
-            value = getattr(buffer, name)
-            if value is None:
-                raise BufferError(f"send {message_class.NAME}: field {name} is not set in the I/O buffer")
-            values[name] = value
-        message = message_class(**values)
+        """A.1.6.8: auto fields into the buffer, fields from the buffer, the message out.
+        Each generated message class does the first two in its `from_buffer`."""
+        message = message_class.from_buffer(self.buffer, self.AUTO_VALUES)
         capture = self.capture
-        self.effects.append(Send(message, to, capture(message) if capture is not None else None))
+        self.effects.append(_new(Send, (message, to, capture(message) if capture is not None else None)))
 
     def debug(self, text: str) -> None:
-        self.effects.append(Debug(text))
+        self.effects.append(_new(Debug, (text,)))

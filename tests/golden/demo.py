@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from runtime import Codec, Machine, MessageType, Security, Wire
+from runtime import Codec, Machine, MessageType, Security, Wire, missing
 
 __all__ = [
     "Member",
@@ -96,6 +96,19 @@ class Hello:
     challenge: bytes
     version: Version
 
+    @classmethod
+    def from_buffer(cls, buffer: PingBuffer, auto: dict[str, object]) -> Hello:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        version = auto["Version"]
+        assert isinstance(version, Version)
+        buffer.version = version
+        if buffer.challenge is None:
+            raise missing("Hello", "challenge")
+        return cls(
+            challenge=buffer.challenge,
+            version=version,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Welcome:
@@ -119,6 +132,21 @@ class Welcome:
     challenge: bytes
     members: tuple[Member, ...]
     is_group: bool
+
+    @classmethod
+    def from_buffer(cls, buffer: PingBuffer, auto: dict[str, object]) -> Welcome:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.challenge is None:
+            raise missing("Welcome", "challenge")
+        if buffer.members is None:
+            raise missing("Welcome", "members")
+        if buffer.is_group is None:
+            raise missing("Welcome", "is_group")
+        return cls(
+            challenge=buffer.challenge,
+            members=buffer.members,
+            is_group=buffer.is_group,
+        )
 
 
 @dataclass(slots=True)
