@@ -1,4 +1,4 @@
-"""`make demo`: check and compile every protocol, render its diagrams, say where they are.
+"""`make demo`: check and compile every protocol, render its diagrams, run a simulation.
 
 What runs is what a user runs: the `fsmc` commands, on protocols/*.fsm.
 """
@@ -26,9 +26,13 @@ def main() -> int:
     step("the KeySync model", "inspect", "protocols/keysync.fsm")
     step("compile: Python machines and the ASN.1 codec into generated/", "compile", *protocols)
     step("diagrams into diagrams/", "diagram", *protocols)
+    (ROOT / "out").mkdir(exist_ok=True)
+    step("simulate: two devices of one user form a device group (draft 2.2.1.1)", "simulate",
+         "protocols/scenarios/keysync_form_group.toml", "--msc", "out/keysync_form_group.svg")
     print("\nDiagrams:")
     for svg in sorted((ROOT / "diagrams").glob("*.svg")):
         print(f"  {svg.relative_to(ROOT)}")
+    print("Sequence chart of the simulation:\n  out/keysync_form_group.svg")
     return 0
 
 

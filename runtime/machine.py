@@ -33,6 +33,7 @@ __all__ = [
     "Ignored",
     "Machine",
     "MachineError",
+    "Notify",
     "missing",
     "Send",
     "Transition",
@@ -82,12 +83,19 @@ class Transition(NamedTuple):
     event: int
 
 
+class Notify(NamedTuple):
+    """Something for the application's UI (the draft's show* actions, A.1.3.12-19)."""
+
+    name: str
+    detail: Any = None
+
+
 class Ignored(NamedTuple):
     state: int
     event: int
 
 
-Effect = Send | Debug | Transition | Ignored
+Effect = Send | Debug | Transition | Ignored | Notify
 # tuple.__new__ builds a NamedTuple without its Python-level __new__: the hot path.
 _new = tuple.__new__
 Handler = Callable[[Any], int | None]
@@ -205,6 +213,10 @@ class Machine:
         message = message_class.from_buffer(self.buffer, self.AUTO_VALUES)
         capture = self.capture
         self.effects.append(_new(Send, (message, to, capture(message) if capture is not None else None)))
+
+    def notify(self, name: str, detail: Any = None) -> None:
+        """Called by actions that tell the application something, in handler order."""
+        self.effects.append(_new(Notify, (name, detail)))
 
     def debug(self, text: str) -> None:
         self.effects.append(_new(Debug, (text,)))

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from runtime.codec import Codec, DecodeError
 from runtime.envelope import EnvelopeError
-from runtime.machine import END, Debug, Effect, Ignored, Machine, Send, Transition
+from runtime.machine import END, Debug, Effect, Ignored, Machine, Notify, Send, Transition
 from runtime.network import Delivery, InMemoryNetwork
 from runtime.records import MessageType
 
@@ -135,6 +135,7 @@ class Party:
         self._log("timeout", f"{_name(self.machine, state)} timed out; back to InitState")
         self.deadline = None
         self.device.timed_out(_name(self.machine, state))
+        self._log("notify", f"timeout in {_name(self.machine, state)}")
         self.machine.reset()
         self._run(self.machine.start(), "Timeout")
         return True
@@ -154,6 +155,9 @@ class Party:
                 self._log("ignored", f"{cause} in {_name(self.machine, effect.state)}")
             elif isinstance(effect, Debug):
                 self._log("debug", effect.text)
+            elif isinstance(effect, Notify):
+                detail = f" ({' '.join(effect.detail)})" if effect.detail else ""
+                self._log("notify", f"{effect.name}{detail}")
         # A.1.3.2: disable shuts the FSM down; it ends in End whatever the handler did.
         if self.device.disabled and not self.machine.stopped:
             self._log("state", f"{_name(self.machine, self.machine.state)} -> End (disabled)")

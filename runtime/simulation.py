@@ -125,7 +125,7 @@ class Simulation:
         self.module = module
         self.trace: list[TraceEntry] = []
         make_devices: Callable[..., dict[str, Any]] = devices_module.make_devices
-        devices = make_devices(scenario.parties, self.rng, self._notify)
+        devices = make_devices(scenario.parties, self.rng)
         self.devices = devices
         self.parties: dict[str, Party] = {}
         for spec in scenario.parties:
@@ -139,10 +139,6 @@ class Simulation:
 
     def clock(self) -> float:
         return self.now
-
-    def _notify(self, party: str, notification: Any) -> None:
-        words = f" ({' '.join(notification.trustwords)})" if notification.trustwords else ""
-        self.trace.append(TraceEntry(self.now, party, "notify", f"{notification.name}{words}"))
 
     def _targets(self, step: dict[str, Any]) -> list[Party]:
         """The step's parties: by name, "all", or (`in_state`) those now in a state, for

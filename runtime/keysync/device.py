@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +66,6 @@ class KeySyncDevice:
     name: str
     keyring: KeyRing
     rng: random.Random = field(default_factory=random.Random)
-    notify: Callable[[str, Notification], None] = lambda device, n: None
     machine: Any = None
     # negotiation state (A.1.3.3, A.1.3.4, A.1.3.20)
     challenge: bytes = b""
@@ -101,9 +99,8 @@ class KeySyncDevice:
         words: tuple[str, ...] = ()
         if handshake and self.partner is not None:
             words = trustwords(self.keyring.primary, self.partner)
-        n = Notification(name, words)
-        self.notifications.append(n)
-        self.notify(self.name, n)
+        self.notifications.append(Notification(name, words))
+        self.machine.notify(name, words)
 
     def _identities(self, identities: tuple[OwnIdentity, ...] | None = None) -> tuple[Any, ...]:
         """Own identities as the generated Identity records, with their default keys."""
@@ -279,7 +276,7 @@ class KeySyncDevice:
         self.keyring.group.update(self.keyring.default.values())
 
     def timed_out(self, state: str) -> None:
-        self._show(f"timeout in {state}")
+        self.notifications.append(Notification(f"timeout in {state}"))
 
     def showBeingInGroup(self) -> None:
         self._show("showBeingInGroup")

@@ -15,11 +15,10 @@ them are group keys.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any
 
 from runtime.envelope import DeviceKeys
-from runtime.keysync.device import KeySyncDevice, Notification
+from runtime.keysync.device import KeySyncDevice
 from runtime.keysync.keys import KeyRing, OwnIdentity
 
 __all__ = ["before_event", "check", "make_devices"]
@@ -31,15 +30,13 @@ def _keys(rng: random.Random) -> DeviceKeys:
     return DeviceKeys.generate(rng.getrandbits(256).to_bytes(32, "big"))
 
 
-def make_devices(parties: list[dict[str, Any]], rng: random.Random,
-                 notify: Callable[[str, Notification], None]) -> dict[str, KeySyncDevice]:
+def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str, KeySyncDevice]:
     devices: dict[str, KeySyncDevice] = {}
     for spec in parties:
         ring = KeyRing()
         for address in spec.get("identities", [DEFAULT_ADDRESS]):
             ring.add_identity(OwnIdentity(address, address.split("@")[0].title()), _keys(rng))
-        devices[spec["name"]] = KeySyncDevice(
-            spec["name"], ring, random.Random(rng.getrandbits(64)), notify)
+        devices[spec["name"]] = KeySyncDevice(spec["name"], ring, random.Random(rng.getrandbits(64)))
         devices[spec["name"]].original = frozenset(ring.private)  # type: ignore[attr-defined]
     groups: dict[str, list[KeySyncDevice]] = {}
     for spec in parties:
