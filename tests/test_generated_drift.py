@@ -30,18 +30,13 @@ def regenerate(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     return files(out)
 
 
-def test_generated_code_is_up_to_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fresh = regenerate("compile", tmp_path, monkeypatch)
-    committed = files(ROOT / "generated")
-    assert sorted(fresh) == sorted(committed), "generated/ has missing or extra files: run `make generate`"
+@pytest.mark.parametrize(("command", "directory"), [("compile", "generated"), ("diagram", "diagrams")])
+def test_committed_output_is_up_to_date(command: str, directory: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    if command == "diagram" and shutil.which("dot") is None:
+        pytest.skip("graphviz not installed")
+    fresh = regenerate(command, tmp_path, monkeypatch)
+    committed = files(ROOT / directory)
+    assert sorted(fresh) == sorted(committed), f"{directory}/ has missing or extra files: run `make generate`"
     for name in fresh:
-        assert fresh[name] == committed[name], f"generated/{name} drifted: run `make generate`"
-
-
-@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz not installed")
-def test_diagrams_are_up_to_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fresh = regenerate("diagram", tmp_path, monkeypatch)
-    committed = files(ROOT / "diagrams")
-    assert sorted(fresh) == sorted(committed), "diagrams/ has missing or extra files: run `make generate`"
-    for name in fresh:
-        assert fresh[name] == committed[name], f"diagrams/{name} drifted: run `make generate`"
+        assert fresh[name] == committed[name], f"{directory}/{name} drifted: run `make generate`"
