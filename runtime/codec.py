@@ -75,6 +75,9 @@ class Codec:
         self._compiled: Any = None
         self._lock = threading.Lock()
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Codec:
+        return self  # stateless once compiled; worlds copied by the explorer share it
+
     @property
     def spec(self) -> Any:
         """The compiled asn1tools specification, compiled on first use."""

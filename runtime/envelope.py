@@ -53,6 +53,9 @@ class DeviceKeys:
     signing: SigningKey
     encryption: PrivateKey
 
+    def __deepcopy__(self, memo: dict[int, object]) -> DeviceKeys:
+        return self  # immutable: copies of a world (the explorer's) share their keys
+
     @classmethod
     def generate(cls, seed: bytes | None = None) -> DeviceKeys:
         """Fresh keys; from a 32-byte seed when given (reproducible simulations)."""

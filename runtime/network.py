@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Delivery", "FaultModel", "InMemoryNetwork"]
 
@@ -61,6 +62,7 @@ class Delivery:
     data: bytes
     not_before: float = 0.0  # delayed until the clock reaches this
     copy: int = 0  # 1 for an injected duplicate
+    label: Any = None  # a canonical description of the message (see Network.post)
 
 
 @dataclass
@@ -90,14 +92,14 @@ class InMemoryNetwork:
 
     # --- sending
 
-    def post(self, sender: str, transport: str, data: bytes, to: str | None = None) -> int:
+    def post(self, sender: str, transport: str, data: bytes, to: str | None = None, label: Any = None) -> int:
         """Put a message on a transport: for `to`, or for every member, the sender included."""
         if sender not in self._members.get(transport, ()):
             raise ValueError(f"{sender} is not attached to transport {transport}")
         self._seq += 1
         receivers = [to] if to is not None else list(self._members[transport])
         for receiver in receivers:
-            d = Delivery(self._seq, transport, sender, receiver, data)
+            d = Delivery(self._seq, transport, sender, receiver, data, label=label)
             self._enqueue(d)
         return self._seq
 
@@ -113,7 +115,7 @@ class InMemoryNetwork:
             return
         if f.delay and rnd.random() < f.delay:
             d = Delivery(d.seq, d.transport, d.sender, d.receiver, d.data,
-                         self.now + rnd.uniform(0, f.max_delay))
+                         self.now + rnd.uniform(0, f.max_delay), label=d.label)
             self.log.append(("delayed", d))
         position = len(queue)
         if f.reorder and rnd.random() < f.reorder and queue:
@@ -122,7 +124,7 @@ class InMemoryNetwork:
         queue.insert(position, d)
         self.log.append(("post", d))
         if f.duplicate and rnd.random() < f.duplicate:
-            dup = Delivery(d.seq, d.transport, d.sender, d.receiver, d.data, d.not_before, 1)
+            dup = Delivery(d.seq, d.transport, d.sender, d.receiver, d.data, d.not_before, 1, d.label)
             queue.insert(rnd.randrange(position + 1, len(queue) + 1), dup)
             self.log.append(("duplicated", dup))
 

@@ -26,10 +26,23 @@ from typing import Any, Protocol
 from runtime.codec import Codec, DecodeError
 from runtime.envelope import EnvelopeError
 from runtime.machine import END, Debug, Effect, Ignored, Machine, Notify, Send, Transition
-from runtime.network import Delivery, InMemoryNetwork
+from runtime.network import Delivery
 from runtime.records import MessageType
 
-__all__ = ["Device", "Party", "TraceEntry"]
+__all__ = ["Device", "Network", "Party", "TraceEntry"]
+
+
+class Network(Protocol):
+    """The transports a party is on: the in-memory network first, real ones later."""
+
+    def attach(self, party: str, transports: tuple[str, ...]) -> None: ...
+
+    def post(self, sender: str, transport: str, data: bytes, to: str | None = None,
+             label: Any = None) -> int:
+        """Send `data` to every member of `transport` (the sender included) or to `to`;
+        returns the message's position in the channel's log. `label` is a canonical
+        description of the message for tools that compare states (the explorer)."""
+        ...
 
 
 class Device(Protocol):
@@ -41,6 +54,11 @@ class Device(Protocol):
         ...
 
     def seal(self, message: Any, data: bytes, captured: Any) -> bytes: ...
+
+    def describe(self, captured: Any) -> Any:
+        """A canonical, hashable description of what `capture` returned (signer, keys
+        attached): with the message it identifies a sealed message whatever its nonces."""
+        ...
 
     def open(self, data: bytes) -> tuple[bytes, Any]:
         """The Sync message bytes and an opaque context (sender, attachments); raises
@@ -81,7 +99,7 @@ class Party:
     machine: Machine
     device: Device
     codec: Codec
-    network: InMemoryNetwork
+    network: Network
     clock: Callable[[], float]
     trace: list[TraceEntry] = field(default_factory=list)
     transports: tuple[str, ...] = ("channel",)
@@ -179,7 +197,8 @@ class Party:
         broadcast = effect.to is None and message.TYPE is MessageType.BROADCAST
         transports: tuple[str, ...] = self.transports if broadcast else (active,)
         for transport in transports:
-            seq = self.network.post(self.name, transport, data, to=effect.to)
+            label = (self.name, message, self.device.describe(effect.context))
+            seq = self.network.post(self.name, transport, data, to=effect.to, label=label)
             self._log("send", message.NAME, peer=effect.to, message=message.NAME, seq=seq)
 
     def _log(self, kind: str, detail: str, peer: str | None = None, message: str | None = None,

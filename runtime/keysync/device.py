@@ -130,6 +130,10 @@ class KeySyncDevice:
         recipients = frozenset({signer.public, *self.seen.values()})
         return signer, recipients, attachment
 
+    def describe(self, captured: tuple[DeviceKeys, frozenset[bytes], bytes]) -> tuple[str, tuple[str, ...]]:
+        signer, _, attachment = captured
+        return signer.fingerprint, tuple(k.fingerprint for k in KeyRing.parse_export(attachment))
+
     def seal(self, message: Any, data: bytes, captured: tuple[DeviceKeys, frozenset[bytes], bytes]) -> bytes:
         signer, recipients, attachment = captured
         payload = len(data).to_bytes(_SYNC_LENGTH, "big") + data + attachment
