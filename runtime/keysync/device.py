@@ -81,7 +81,7 @@ class KeySyncDevice:
     backup_identities: tuple[OwnIdentity, ...] = ()
     received: tuple[str, ...] = ()  # fprs attached to the message being handled
     seen: dict[str, bytes] = field(default_factory=dict)  # fpr -> X25519 key, from the channel
-    sent_keys_to: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    sent_keys_to: list[tuple[str, tuple[str, ...], bytes | None]] = field(default_factory=list)
     is_disabled: bool = False
     resets: int = 0  # how often this device led a group key reset
     notifications: list[Notification] = field(default_factory=list)
@@ -120,14 +120,24 @@ class KeySyncDevice:
     # --- the driver's side: envelopes and security contexts (A.1.6.3)
 
     def capture(self, message: Any) -> tuple[DeviceKeys, frozenset[bytes], bytes]:
-        """At `send`: the key to sign with, the keys to encrypt to, the keys to attach."""
+        """At `send`: the key to sign with, the keys to encrypt to, the keys to attach.
+
+        Messages of the trusted contexts are encrypted only to trusted and group keys, so
+        that private keys attached to them cannot be opened by any other device on the
+        channel, whatever that device then does; the untrusted context goes to every
+        device key seen on the channel."""
         security: Security = message.SECURITY
         attachment = b""
         if security.attaches_keys:
             attachment = self.keyring.export(list(self.prepared))
-            self.sent_keys_to.append((message.NAME, self.prepared))
+            self.sent_keys_to.append((message.NAME, self.prepared, self.negotiation))
         signer = self.keyring.signing_keys()
-        recipients = frozenset({signer.public, *self.seen.values()})
+        ring = self.keyring
+        if security.trusted:
+            fprs = (ring.trusted | ring.group | set(ring.private)) - ring.mistrusted
+            recipients = frozenset({signer.public} | {ring.encryption_key(f) for f in fprs if f in ring.public})
+        else:
+            recipients = frozenset({signer.public, *self.seen.values()})
         return signer, recipients, attachment
 
     def describe(self, captured: tuple[DeviceKeys, frozenset[bytes], bytes]) -> tuple[str, tuple[str, ...]]:
