@@ -8,7 +8,7 @@ each receiver reads the log from its own position.
 Faults break that guarantee on purpose, to test what the protocol does without it:
 loss (a receiver never gets a message), duplication (it gets it twice), reordering (it
 gets it after a later one) and delay (it gets it only after the clock passes a point).
-All choices come from one `random.Random(seed)`: a seed reproduces a run exactly.
+All choices come from one seeded random source: a seed reproduces a run exactly.
 
 The network is sans-IO too: `post` records, `pending` shows what could be delivered next,
 `deliver` hands one delivery over. A driver decides the order (in log order for a plain
@@ -17,9 +17,10 @@ simulation; every order for the explorer).
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from typing import Any
+
+from runtime.seeded import SeededRandom
 
 __all__ = ["Delivery", "FaultModel", "InMemoryNetwork"]
 
@@ -64,6 +65,9 @@ class Delivery:
     copy: int = 0  # 1 for an injected duplicate
     label: Any = None  # a canonical description of the message (see Network.post)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Delivery:
+        return self  # immutable: copies of a world (the explorer's) share it
+
 
 @dataclass
 class InMemoryNetwork:
@@ -76,7 +80,7 @@ class InMemoryNetwork:
     log: list[tuple[str, Delivery]] = field(default_factory=list)  # ("post"|"lost"|..., d)
 
     def __post_init__(self) -> None:
-        self._random = random.Random(self.seed)
+        self._random = SeededRandom(self.seed)
 
     # --- membership
 

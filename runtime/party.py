@@ -92,6 +92,9 @@ class TraceEntry:
     message: str | None = None
     seq: int | None = None  # network log position, to pair sends and receives
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> TraceEntry:
+        return self  # immutable: copies of a world (the explorer's) share it
+
 
 @dataclass
 class Party:

@@ -9,7 +9,6 @@ choice (TIDs, keys, faults) comes from it.
 from __future__ import annotations
 
 import importlib
-import random
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +17,9 @@ from typing import Any
 
 from runtime.network import FaultModel, InMemoryNetwork
 from runtime.party import Party, TraceEntry
+from runtime.seeded import SeededRandom
 
-__all__ = ["Result", "Scenario", "ScenarioError", "Simulation", "load_scenario"]
+__all__ = ["Result", "Scenario", "ScenarioError", "Simulation", "load_scenario", "trace_json"]
 
 MAX_DELIVERIES = 100_000
 
@@ -41,6 +41,10 @@ class Scenario:
     parties: list[dict[str, Any]]
     steps: list[dict[str, Any]]
     expect: dict[str, Any]
+    explore: dict[str, Any] = field(default_factory=dict)  # the explorer's settings
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Scenario:
+        return self  # read-only once loaded: copies of a world (the explorer's) share it
 
 
 def _need(data: dict[str, Any], key: str, kind: type, path: Path, where: str = "") -> Any:
@@ -83,6 +87,7 @@ def load_scenario(path: Path) -> Scenario:
         parties=parties,
         steps=steps,
         expect=data.get("expect", {}),
+        explore=data.get("explore", {}),
     )
 
 
@@ -98,23 +103,19 @@ class Result:
         return not self.failures
 
     def json(self) -> dict[str, Any]:
-        return {
-            "parties": self.parties,
-            "trace": [
-                {"time": e.time, "party": e.party, "kind": e.kind, "detail": e.detail, "peer": e.peer,
-                 "message": e.message, "seq": e.seq}
-                for e in self.trace
-            ],
-            "ok": self.ok,
-            "failures": self.failures,
-        }
+        return {"parties": self.parties, "trace": trace_json(self.trace), "ok": self.ok, "failures": self.failures}
+
+
+def trace_json(trace: list[TraceEntry]) -> list[dict[str, Any]]:
+    return [{"time": e.time, "party": e.party, "kind": e.kind, "detail": e.detail, "peer": e.peer,
+             "message": e.message, "seq": e.seq} for e in trace]
 
 
 class Simulation:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self.now = 0.0
-        self.rng = random.Random(scenario.seed)
+        self.rng = SeededRandom(scenario.seed)
         self.network = InMemoryNetwork(seed=self.rng.getrandbits(64), faults=scenario.faults)
         try:
             module = importlib.import_module(scenario.module)
@@ -122,7 +123,6 @@ class Simulation:
             devices_module = importlib.import_module(scenario.devices)
         except (ImportError, AttributeError) as e:
             raise ScenarioError(f"{scenario.path}: {e}") from e
-        self.module = module
         self.trace: list[TraceEntry] = []
         make_devices: Callable[..., dict[str, Any]] = devices_module.make_devices
         devices = make_devices(scenario.parties, self.rng)

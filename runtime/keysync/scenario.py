@@ -20,6 +20,7 @@ from typing import Any
 from runtime.envelope import DeviceKeys
 from runtime.keysync.device import KeySyncDevice
 from runtime.keysync.keys import KeyRing, OwnIdentity
+from runtime.seeded import SeededRandom
 
 __all__ = ["before_event", "check", "make_devices"]
 
@@ -36,7 +37,7 @@ def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str,
         ring = KeyRing()
         for address in spec.get("identities", [DEFAULT_ADDRESS]):
             ring.add_identity(OwnIdentity(address, address.split("@")[0].title()), _keys(rng))
-        devices[spec["name"]] = KeySyncDevice(spec["name"], ring, random.Random(rng.getrandbits(64)))
+        devices[spec["name"]] = KeySyncDevice(spec["name"], ring, SeededRandom(rng.getrandbits(64)))
         devices[spec["name"]].original = frozenset(ring.private)  # type: ignore[attr-defined]
     groups: dict[str, list[KeySyncDevice]] = {}
     for spec in parties:
