@@ -149,6 +149,97 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _bound(text: str) -> int | None:
+    return None if text in ("none", "unbounded") else int(text)
+
+
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from runtime import msc
+    from runtime.explore import Explorer, Report, unhandled_report
+    from runtime.simulation import ScenarioError, load_scenario, trace_json
+
+    try:
+        scenario = load_scenario(Path(args.scenario))
+    except ScenarioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    # The scenario's [explore] table gives defaults; the command line overrides them.
+    settings = dict(scenario.explore)
+    for key in ("faults", "max_faults", "max_depth", "max_states", "user_events", "timeouts", "signals",
+                "invariants"):
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    faults = settings.get("faults", ())
+    faults = frozenset(_csv(faults) if isinstance(faults, str) else faults)
+    signals = settings.get("signals", ())
+    max_faults = settings.get("max_faults", 1 if faults else None)
+    try:
+        explorer = Explorer(
+            scenario, faults,
+            max_depth=settings.get("max_depth"), max_states=settings.get("max_states"),
+            max_faults=_bound(max_faults) if isinstance(max_faults, str) else max_faults,
+            user_events=int(settings.get("user_events", 1)), timeouts=int(settings.get("timeouts", 0)),
+            signals=_csv(signals) if isinstance(signals, str) else tuple(signals),
+            invariants=settings.get("invariants"), reduce=not args.no_reduction,
+        )
+    except (ValueError, ImportError, AttributeError, ScenarioError) as e:
+        print(f"error: {scenario.path}: {e}", file=sys.stderr)
+        return 2
+
+    def progress(r: Report) -> None:
+        print(f"\r  {r.states} states, {r.transitions} transitions, depth {r.max_depth}, "
+              f"{r.states_per_second:.0f} states/s ", end="", file=sys.stderr, flush=True)
+
+    show = sys.stderr.isatty() and not args.json
+    report = explorer.run(progress if show else None)
+    if show:
+        print("\r" + " " * 79 + "\r", end="", file=sys.stderr)
+    counterexamples = []
+    for v in report.violations:
+        world = explorer.replay(v.path)
+        counterexamples.append((v, world.sim.trace, list(world.parties)))
+        if args.msc:
+            out = Path(args.msc) / f"{scenario.path.stem}-{v.invariant}.svg"
+            write_if_changed(out, msc.svg(world.sim.trace, list(world.parties), f"{v.invariant}: {v.message}"))
+    if args.json:
+        print(json.dumps({
+            "states": report.states, "transitions": report.transitions, "complete": report.complete,
+            "max_depth": report.max_depth, "seconds": round(report.seconds, 3),
+            "bounded_by": report.bounded_by, "faults": sorted(faults), "max_faults": explorer.max_faults,
+            "violations": [{"invariant": v.invariant, "message": v.message, "choices": [str(c) for c in v.path],
+                            "trace": trace_json(trace)} for v, trace, _ in counterexamples],
+            "unhandled": [{"state": s, "event": e, "count": n} for (s, e), n in sorted(report.unhandled.items())],
+        }, indent=2))
+        return 1 if report.violations else 0
+    model = ", ".join(sorted(faults)) or "none"
+    if faults and explorer.max_faults is not None:
+        model += f" (at most {explorer.max_faults} per run)"
+    print(f"{scenario.path.name}: {scenario.description}")
+    print(f"faults: {model}; user answers per party: {explorer.user_events}; timeouts per party: "
+          f"{explorer.timeouts}; signals: {', '.join(explorer.signals) or 'none'}")
+    print(f"{report.states} states, {report.transitions} transitions, max depth {report.max_depth}, "
+          f"{report.quiet_states} quiet, {report.seconds:.2f} s, {report.states_per_second:.0f} states/s")
+    if report.complete:
+        print("complete: every reachable state was explored")
+    else:
+        print(f"INCOMPLETE: bounded by {' and '.join(report.bounded_by)}; this is not a proof")
+    if report.unhandled:
+        print("events that arrived where no handler exists (times seen):")
+        print("\n".join(unhandled_report(report)))
+    for v, trace, parties in counterexamples:
+        print(f"\nVIOLATED {v.invariant}: {v.message}")
+        print(f"shortest counterexample ({len(v.path)} steps): {'; '.join(str(c) for c in v.path)}")
+        print(msc.text(trace, parties))
+    if not report.violations:
+        print("no invariant violated")
+    return 1 if report.violations else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsmc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +262,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("scenario")
     p.add_argument("--json", action="store_true", help="parties, trace and verdict as JSON")
     p.add_argument("--msc", metavar="FILE.svg", help="also write the sequence chart as SVG")
+
+    p = command("explore", "explore every interleaving of a scenario and check its invariants", _cmd_explore)
+    p.add_argument("scenario")
+    p.add_argument("--faults", type=_csv, help="comma-separated: loss, dup, reorder")
+    p.add_argument("--max-faults", type=_bound, metavar="N",
+                   help="faults on one run (default 1 when --faults is given; 'none' for no bound)")
+    p.add_argument("--max-depth", type=int, metavar="N", help="stop paths after N steps")
+    p.add_argument("--max-states", type=int, metavar="N", help="stop after N distinct states")
+    p.add_argument("--user-events", type=int, metavar="N", help="user answers per party (default 1)")
+    p.add_argument("--timeouts", type=int, metavar="N", help="state timeouts that may fire per party (default 0)")
+    p.add_argument("--signals", type=_csv, metavar="E,..", help="signaled events a party may raise, once each")
+    p.add_argument("--invariants", metavar="MODULE", help="the invariants' module (default: the scenario's)")
+    p.add_argument("--no-reduction", action="store_true", help="explore every interleaving, even commuting ones")
+    p.add_argument("--json", action="store_true", help="counts and violations as JSON")
+    p.add_argument("--msc", metavar="DIR", help="write each counterexample as an SVG sequence chart")
 
     p = command("format", "print a file in canonical layout (comments are not kept)", _cmd_format)
     p.add_argument("file")

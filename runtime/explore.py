@@ -1,0 +1,378 @@
+"""Systematic exploration: every interleaving of a scenario's parties, with faults and
+user choices, checked against the protocol designer's invariants.
+
+The world is a Simulation (runtime.simulation): the parties' machines, devices and I/O
+buffers, and the messages in flight. From each world the environment may:
+  - deliver the next message to any receiver (each receiver reads its channel in order,
+    draft 1.2; with `reorder`, any message in flight to it),
+  - lose a message in flight (`loss`), or deliver a copy and keep it (`dup`, once each),
+    at most `max_faults` times on one path when that bound is given (a fault model, like
+    the draft's own assumption of a reliable channel, that the report states),
+  - answer a dialog: Accept, Reject or Cancel on any party in a state that handles them,
+  - fire a party's state timeout, and raise the signaled events the scenario permits.
+User answers, timeouts and signaled events draw on per-party budgets (they start new
+negotiations with fresh TIDs, so without a bound the space has no end); the budgets are
+part of the state and say so in the report.
+
+The designer's invariants live in a module of their own (the scenario's `[explore]
+invariants`), as functions of a World that return None when they hold, else what is
+wrong: `SAFETY` is checked in every world, `QUIESCENT` in every quiet one (nothing in
+flight, no timer pending), `TERMINAL` in every world where the environment has no choice
+left (the budgets are spent: the run ends there). `snapshot_device(device)` says what of
+a device tells states apart; `observed(party)`, when given, what `SAFETY` reads of a
+party, which allows the partial-order reduction (`Explorer._silent`).
+
+Breadth-first search with state hashing over a canonical snapshot (machine states, I/O
+buffers, the devices' negotiation and key state, the messages in flight by content), so
+the first violation found has a shortest counterexample. Bounds on depth and states are
+honoured and reported: a bounded run is never called a proof.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.party import Party, TraceEntry
+from runtime.simulation import Scenario, Simulation
+
+__all__ = ["Choice", "Explorer", "Report", "Violation", "World"]
+
+USER_EVENTS = ("Accept", "Reject", "Cancel")
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    kind: str  # deliver, lose, dup, event, timeout
+    party: str
+    detail: str = ""
+    index: int = 0  # position in the receiver's queue, for deliveries
+
+    def __str__(self) -> str:
+        if self.kind in ("deliver", "lose", "dup"):
+            return f"{self.kind} {self.detail} to {self.party}"
+        if self.kind == "event":
+            return f"{self.detail} on {self.party}"
+        return f"timeout on {self.party}"
+
+
+@dataclass
+class World:
+    """A simulation plus what the explorer tracks about the environment's choices."""
+
+    sim: Simulation
+    budget: dict[tuple[str, str], int]  # (party, user|timeout|signal) -> left
+    accepted: dict[str, frozenset[bytes | None]]  # party -> negotiations the user accepted
+    dup_used: frozenset[tuple[str, Any]] = frozenset()
+    faults: int = 0  # faults injected on the path to this world
+    # True once a fault, a timeout, a Reject or Cancel or a signaled event has happened:
+    # progress is only promised on an undisturbed run.
+    disturbed: bool = False
+    ignored: list[tuple[str, str, str]] = field(default_factory=list)  # this step's (party, state, event)
+
+    @property
+    def parties(self) -> dict[str, Party]:
+        return self.sim.parties
+
+    def state_of(self, name: str) -> str:
+        return str(self.sim.parties[name].machine.state.name)  # type: ignore[attr-defined]
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing in flight and no timer pending."""
+        return self.sim.network.in_flight() == 0 and all(p.deadline is None for p in self.parties.values())
+
+
+Invariant = Callable[[World], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    invariant: str
+    message: str
+    path: tuple[Choice, ...]
+
+
+@dataclass
+class Report:
+    states: int = 0
+    transitions: int = 0
+    max_depth: int = 0
+    seconds: float = 0.0
+    complete: bool = True
+    bounded_by: list[str] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    unhandled: Counter[tuple[str, str]] = field(default_factory=Counter)  # (state, event) -> count
+    quiet_states: int = 0
+    terminal_states: int = 0  # worlds where the environment had no choice left
+
+    @property
+    def states_per_second(self) -> float:
+        return self.states / self.seconds if self.seconds else 0.0
+
+
+def _buffer(machine: Any) -> tuple[Any, ...]:
+    b = machine.buffer
+    return tuple(getattr(b, f.name) for f in dataclasses.fields(b))
+
+
+class Explorer:
+    def __init__(self, scenario: Scenario, faults: frozenset[str] = frozenset(), *,
+                 max_depth: int | None = None, max_states: int | None = None,
+                 max_faults: int | None = None, user_events: int = 1, timeouts: int = 0,
+                 signals: tuple[str, ...] = (), invariants: str | None = None, reduce: bool = True) -> None:
+        unknown = set(faults) - {"loss", "dup", "reorder"}
+        if unknown:
+            raise ValueError(f"unknown faults: {', '.join(sorted(unknown))}")
+        self.scenario = scenario
+        self.faults = faults
+        self.max_depth = max_depth
+        self.max_states = max_states
+        self.max_faults = max_faults
+        self.user_events, self.timeouts, self.signals = user_events, timeouts, signals
+        module = importlib.import_module(invariants or scenario.explore.get("invariants", scenario.devices))
+        self.safety: list[Invariant] = list(getattr(module, "SAFETY", []))
+        self.quiescent: list[Invariant] = list(getattr(module, "QUIESCENT", []))
+        self.terminal: list[Invariant] = list(getattr(module, "TERMINAL", []))
+        self.snapshot_device: Callable[[Any], Any] = module.snapshot_device
+        # What the safety invariants read of one party; declaring it allows the reduction.
+        self.observed: Callable[[Party], Any] | None = getattr(module, "observed", None) if reduce else None
+        devices = importlib.import_module(scenario.devices)
+        self.before_event: Callable[[Any, str], None] | None = getattr(devices, "before_event", None)
+
+    # --- the initial world: the scenario's steps up to the first one the explorer owns
+
+    def initial(self) -> World:
+        """The scenario's leading `start` steps, or its first `[explore] prefix` steps
+        (to explore from a settled situation, such as a group that formed before a new
+        device appears), run as in a simulation; the rest is the explorer's choice."""
+        sim = Simulation(self.scenario)
+        prefix = self.scenario.explore.get("prefix")
+        for i, step in enumerate(self.scenario.steps):
+            if (i < prefix) if prefix is not None else ("start" in step):
+                sim.step(step)
+            else:
+                break  # deliveries, events and time are the explorer's choices
+        sim.trace.clear()  # the chart of a counterexample starts where the exploration does
+        sim.network.log.clear()
+        budget = {}
+        for name in sim.parties:
+            budget[(name, "user")] = self.user_events
+            budget[(name, "timeout")] = self.timeouts
+            budget[(name, "signal")] = len(self.signals)
+        return World(sim, budget, {name: frozenset() for name in sim.parties})
+
+    # --- canonical snapshot
+
+    def snapshot(self, world: World) -> Any:
+        parties = []
+        for name, p in sorted(world.parties.items()):
+            parties.append((name, int(p.machine._state), _buffer(p.machine), self.snapshot_device(p.device),
+                            p.deadline is not None, frozenset(p._last_sent), p.active_transport))
+        queues = tuple((r, tuple((d.label, d.copy) for d in q))
+                       for r, q in sorted(world.sim.network._queues.items()))
+        return (tuple(parties), queues, tuple(sorted(world.budget.items())),
+                tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items())),
+                world.dup_used, world.faults if self.max_faults is not None else 0, world.disturbed)
+
+    # --- the environment's choices
+
+    def choices(self, world: World) -> Iterator[Choice]:
+        net = world.sim.network
+        faulty = self.max_faults is None or world.faults < self.max_faults
+        for receiver, queue in sorted(net._queues.items()):
+            reorder = "reorder" in self.faults and faulty
+            for i in range(len(queue) if reorder else min(1, len(queue))):
+                d = queue[i]
+                name = d.label[1].NAME if d.label else "?"
+                yield Choice("deliver", receiver, name, i)
+                if "loss" in self.faults and faulty:
+                    yield Choice("lose", receiver, name, i)
+                if "dup" in self.faults and faulty and d.copy == 0 and (receiver, d.seq) not in world.dup_used:
+                    yield Choice("dup", receiver, name, i)
+        for name, p in sorted(world.parties.items()):
+            if p.machine.stopped:
+                continue
+            table = p.machine._table[p.machine._state]
+            events = p.machine.Event  # type: ignore[attr-defined]
+            if world.budget[(name, "user")] > 0:
+                for event in USER_EVENTS:
+                    if event in events.__members__ and events[event] in table:
+                        yield Choice("event", name, event)
+            if world.budget[(name, "signal")] > 0:
+                for event in self.signals:
+                    if events[event] in table:
+                        yield Choice("event", name, event)
+            if world.budget[(name, "timeout")] > 0 and p.deadline is not None:
+                yield Choice("timeout", name)
+
+    def apply(self, world: World, choice: Choice, keep_trace: bool = False) -> World:
+        """The world after `choice`; `world` itself is left as it was."""
+        new = copy.deepcopy(world)
+        new.ignored = []
+        trace = new.sim.trace
+        start = len(trace)
+        self._step(new, choice)
+        for e in trace[start:]:
+            if e.kind == "ignored":
+                event, _, state = e.detail.partition(" in ")
+                new.ignored.append((e.party, state, event))
+        if not keep_trace:
+            del trace[:]  # a path's trace is rebuilt by replaying it
+            del new.sim.network.log[:]
+        return new
+
+    def _step(self, world: World, choice: Choice) -> None:
+        sim, net = world.sim, world.sim.network
+        fault = choice.kind in ("lose", "dup") or (choice.kind == "deliver" and choice.index > 0)
+        world.faults += fault
+        if fault or choice.kind == "timeout" or (choice.kind == "event" and choice.detail != "Accept"):
+            world.disturbed = True
+        if choice.kind in ("deliver", "lose", "dup"):
+            queue = net._queues[choice.party]
+            d = queue[choice.index]
+            if choice.kind == "lose":
+                del queue[choice.index]
+                sim.trace.append(TraceEntry(sim.now, choice.party, "drop", f"{choice.detail}: lost",
+                                            peer=d.sender, message=choice.detail))
+                return
+            if choice.kind == "deliver":
+                del queue[choice.index]
+            else:
+                world.dup_used = world.dup_used | {(choice.party, d.seq)}
+            sim.parties[choice.party].deliver(d)
+        elif choice.kind == "event":
+            party = sim.parties[choice.party]
+            kind = "user" if choice.detail in USER_EVENTS else "signal"
+            world.budget[(choice.party, kind)] -= 1
+            if choice.detail == "Accept":
+                # What the user accepted: the device's current negotiation, where the
+                # protocol has one (invariants ask whether both sides of it accepted).
+                negotiation = getattr(party.device, "negotiation", None)
+                world.accepted[choice.party] = world.accepted[choice.party] | {negotiation}
+            elif kind == "signal" and self.before_event is not None:
+                self.before_event(party.device, choice.detail)
+            party.event(party.machine.Event[choice.detail], choice.detail)  # type: ignore[attr-defined]
+        elif choice.kind == "timeout":
+            party = sim.parties[choice.party]
+            world.budget[(choice.party, "timeout")] -= 1
+            assert party.deadline is not None
+            sim.now = max(sim.now, party.deadline)
+            party.tick()
+
+    # --- search
+
+    def successors(self, world: World) -> list[tuple[Choice, World]]:
+        """The worlds one choice away, reduced where that loses nothing (see `_silent`)."""
+        choices = list(self.choices(world))
+        done: dict[Choice, World] = {}
+        # With reorder left in the budget, a message posted later may overtake the one
+        # delivered now: others' steps would enable a choice that conflicts with it.
+        reorder = "reorder" in self.faults and (self.max_faults is None or world.faults < self.max_faults)
+        if self.observed is not None and not reorder:
+            by_party: dict[str, list[Choice]] = {}
+            for c in choices:
+                by_party.setdefault(c.party, []).append(c)
+            for party, own in sorted(by_party.items()):
+                if len(own) == 1 and own[0].kind == "deliver":
+                    nxt = self.apply(world, own[0])
+                    if self._silent(world, nxt, party):
+                        return [(own[0], nxt)]
+                    done[own[0]] = nxt
+        return [(c, done[c] if c in done else self.apply(world, c)) for c in choices]
+
+    def _silent(self, world: World, nxt: World, party: str) -> bool:
+        """Partial-order reduction. A delivery to a party that can do nothing else now
+        (no dialog, timer, signal or fault choice of its own), which sends nothing and
+        leaves unchanged what the safety invariants observe of it, commutes with every
+        other party's choices: no one else can change what that party does with the
+        message, nor can the message be taken away or overtaken (no reordering then).
+        Every path that interleaves others' steps before it reaches, after it, the same
+        worlds as the path that takes it first, and the worlds in between are neither
+        quiet (the message is in flight) nor different for the safety invariants. So
+        only the path that takes it first is explored. `reduce=False` turns it off."""
+        assert self.observed is not None
+        return (nxt.sim.network._seq == world.sim.network._seq
+                and self.observed(nxt.parties[party]) == self.observed(world.parties[party]))
+
+    def run(self, progress: Callable[[Report], None] | None = None) -> Report:
+        report = Report()
+        t0 = last = time.perf_counter()
+        root = self.initial()
+        seen = {self.snapshot(root)}
+        frontier: deque[tuple[World, tuple[Choice, ...]]] = deque([(root, ())])
+        violated: set[str] = set()
+        report.states = 1
+        self._check(root, (), report, violated)
+        while frontier:
+            world, path = frontier.popleft()
+            if self.max_depth is not None and len(path) >= self.max_depth:
+                if any(True for _ in self.choices(world)):
+                    report.complete = False
+                    if "depth" not in report.bounded_by:
+                        report.bounded_by.append("depth")
+                continue
+            successors = self.successors(world)
+            if not successors and self.terminal:
+                report.terminal_states += 1
+                self._check(world, path, report, violated, self.terminal)
+            for choice, nxt in successors:
+                report.transitions += 1
+                for _party, state, event in nxt.ignored:
+                    report.unhandled[(state, event)] += 1
+                key = self.snapshot(nxt)
+                if key in seen:
+                    continue
+                if self.max_states is not None and report.states >= self.max_states:
+                    report.complete = False
+                    if "states" not in report.bounded_by:
+                        report.bounded_by.append("states")
+                    frontier.clear()
+                    break
+                seen.add(key)
+                report.states += 1
+                report.max_depth = max(report.max_depth, len(path) + 1)
+                self._check(nxt, path + (choice,), report, violated)
+                frontier.append((nxt, path + (choice,)))
+            if progress is not None and time.perf_counter() - last > 0.2:
+                last = time.perf_counter()
+                report.seconds = last - t0
+                progress(report)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _check(self, world: World, path: tuple[Choice, ...], report: Report, violated: set[str],
+               checks: list[Invariant] | None = None) -> None:
+        if checks is None:
+            checks = list(self.safety)
+            if world.quiet:
+                report.quiet_states += 1
+                checks += self.quiescent
+        for invariant in checks:
+            name = invariant.__name__
+            if name in violated:
+                continue  # the first (shortest) counterexample of each invariant is kept
+            message = invariant(world)
+            if message is not None:
+                violated.add(name)
+                report.violations.append(Violation(name, message, path))
+
+    # --- counterexamples
+
+    def replay(self, path: tuple[Choice, ...]) -> World:
+        """Run a path again from the start, keeping the whole trace (for the chart)."""
+        world = self.initial()
+        for choice in path:
+            world = self.apply(world, choice, keep_trace=True)
+        return world
+
+
+def unhandled_report(report: Report) -> list[str]:
+    return [f"{count:6} x {event} in {state}" for (state, event), count in sorted(report.unhandled.items())]
+
