@@ -1,0 +1,57 @@
+"""Mutation tests: deliberate bugs in copies of keysync.fsm, each caught by the explorer
+with a counterexample, while the unmutated FSM passes under the same settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from mutants import MUTANTS, Mutant
+
+from fsmc.cli import main
+from runtime.explore import Explorer
+from runtime.simulation import load_scenario
+
+SOURCE = (ROOT / "protocols" / "keysync.fsm").read_text()
+SCENARIOS = ROOT / "protocols" / "scenarios"
+
+
+def test_the_unmutated_fsm_passes() -> None:
+    for settings in {tuple(sorted(m.settings.items())) for m in MUTANTS}:
+        report = Explorer(load_scenario(SCENARIOS / "keysync_form_group.toml"), **dict(settings)).run()
+        assert report.complete and report.violations == [], settings
+
+
+def test_each_mutant_changes_the_fsm_in_one_place() -> None:
+    assert len(MUTANTS) >= 8
+    for m in MUTANTS:
+        assert SOURCE.count(m.old) == 1, m.name
+    assert len({m.name for m in MUTANTS}) == len(MUTANTS)
+
+
+@pytest.mark.parametrize("index", range(len(MUTANTS)), ids=[m.name for m in MUTANTS])
+def test_mutant_is_caught(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    m: Mutant = MUTANTS[index]
+    source = tmp_path / "src"
+    source.mkdir()
+    shutil.copy(ROOT / "protocols" / "pEp.asn1", source)
+    (source / "keysync.fsm").write_text(SOURCE.replace(m.old, m.new))
+    package = f"mutant{index}"
+    assert main(["compile", "-q", str(source / "keysync.fsm"), "-o", str(tmp_path / package)]) == 0
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, package, raising=False)
+    scenario = dataclasses.replace(load_scenario(SCENARIOS / m.scenario), module=f"{package}.sync")
+    explorer = Explorer(scenario, **m.settings)
+    report = explorer.run()
+    assert report.complete
+    found = {v.invariant: v for v in report.violations}
+    assert m.caught_by in found, f"{m.name}: {sorted(found)}"
+    # The counterexample is a real run of the mutant: replaying it breaks the invariant.
+    v = found[m.caught_by]
+    world = explorer.replay(v.path)
+    check = next(i for i in explorer.safety + explorer.quiescent + explorer.terminal if i.__name__ == m.caught_by)
+    assert check(world) is not None
