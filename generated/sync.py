@@ -782,6 +782,19 @@ class KeySyncBuffer:
     key: str | None = None
     ownIdentities: tuple[Identity, ...] | None = None
 
+    def __deepcopy__(self, memo: dict[int, object]) -> KeySyncBuffer:
+        # Every slot holds an immutable value (bytes, int, str, bool, a frozen record or
+        # a tuple of them): a copy of a world (the explorer's) needs only a new buffer.
+        return KeySyncBuffer(
+            challenge=self.challenge,
+            version=self.version,
+            response=self.response,
+            negotiation=self.negotiation,
+            is_group=self.is_group,
+            key=self.key,
+            ownIdentities=self.ownIdentities,
+        )
+
 
 class KeySyncBindings(Protocol):
     """The conditions (after `if`) and actions (after `do`) of KeySync."""

@@ -86,6 +86,9 @@ class Opened:
     encrypted: bool
     payload: bytes
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Opened:
+        return self  # immutable: copies of a world (the explorer's) share it
+
     @property
     def sender_fingerprint(self) -> str:
         return hashlib.sha256(self.sender_verify_key + self.sender_public).hexdigest()[:40].upper()

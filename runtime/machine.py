@@ -19,6 +19,7 @@ Rules (draft-pep-keysync A.1, and the pEp engine where the draft is silent):
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
@@ -132,6 +133,29 @@ class Machine:
         self._state = self.INITIAL
         self._queue: deque[int] = deque()
         self._running = False
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Machine:
+        """A copy for the explorer, which copies whole worlds at every step: the
+        bindings (the device) and the buffer are copied through `memo`, so that the copy
+        of a device that points back at its machine points at this copy; the rest is
+        copied by hand, as generic deepcopy of a slotted object is slow."""
+        cls = type(self)
+        twin = cls.__new__(cls)
+        memo[id(self)] = twin  # before recursing: the bindings refer back to the machine
+        twin.bindings = copy.deepcopy(self.bindings, memo)
+        twin.buffer = copy.deepcopy(self.buffer, memo)
+        # A bound method of the bindings: deepcopy binds it to their copy (via memo).
+        twin.capture = copy.deepcopy(self.capture, memo)
+        # Effects are immutable records of what a dispatch did (NamedTuples of messages,
+        # which are frozen, and of what `capture` took of that moment): shared.
+        twin.effects = list(self.effects)
+        twin._state = self._state
+        twin._queue = deque(self._queue)  # event numbers
+        twin._running = self._running
+        extra = getattr(self, "__dict__", None)  # a subclass without __slots__
+        if extra:
+            twin.__dict__.update(copy.deepcopy(extra, memo))
+        return twin
 
     @property
     def state(self) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.copying import Copier, copy_fields, share, values
 from runtime.seeded import SeededRandom
 
 __all__ = ["Delivery", "FaultModel", "InMemoryNetwork"]
@@ -34,6 +35,9 @@ class FaultModel:
     reorder: float = 0.0
     delay: float = 0.0
     max_delay: float = 30.0
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FaultModel:
+        return self  # immutable: copies of a world (the explorer's) share it
 
     @property
     def none(self) -> bool:
@@ -81,6 +85,9 @@ class InMemoryNetwork:
 
     def __post_init__(self) -> None:
         self._random = SeededRandom(self.seed)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> InMemoryNetwork:
+        return copy_fields(self, memo, _NETWORK_COPY)  # the random source is deep-copied
 
     # --- membership
 
@@ -164,3 +171,15 @@ class InMemoryNetwork:
         if not heads:
             return None
         return self.deliver(min(heads, key=lambda d: (d.seq, d.receiver, d.copy)))
+
+
+def _lists(value: dict[str, list[Any]], memo: dict[int, Any]) -> dict[str, list[Any]]:
+    """Members and queues: new lists of the same names and (frozen) deliveries."""
+    return {key: list(items) for key, items in value.items()}
+
+
+# How the network's fields are copied (runtime.copying); the others are deep-copied.
+_NETWORK_COPY: dict[str, Copier] = {
+    "seed": share, "faults": share, "_seq": share, "now": share,
+    "_members": _lists, "_queues": _lists, "log": values,  # log: (str, Delivery) tuples
+}

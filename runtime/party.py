@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runtime.codec import Codec, DecodeError
+from runtime.copying import Copier, copy_fields, share, values
 from runtime.envelope import EnvelopeError
 from runtime.machine import END, Debug, Effect, Ignored, Machine, Notify, Send, Transition
 from runtime.network import Delivery
@@ -50,7 +51,8 @@ class Device(Protocol):
 
     def capture(self, message: Any) -> Any:
         """What sealing `message` needs of the moment it is sent (keys to sign with and
-        to attach); the machine calls this from `send`."""
+        to attach); the machine calls this from `send`. A value, never changed after:
+        the Send effect carries it, and copies of a world share their past effects."""
         ...
 
     def seal(self, message: Any, data: bytes, captured: Any) -> bytes: ...
@@ -76,6 +78,10 @@ class Device(Protocol):
 
     @property
     def disabled(self) -> bool: ...
+
+    def material_digest(self) -> str:
+        """A digest of the device's key material: equal exactly when the material is."""
+        ...
 
     def timed_out(self, state: str) -> None:
         """Tell the application a state timed out (the pEp engine's SYNC_NOTIFY_TIMEOUT)."""
@@ -115,6 +121,11 @@ class Party:
         self.machine.capture = self.device.capture
         if self.active_transport is None:
             self.active_transport = self.transports[0]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Party:
+        # The machine, device, network and clock (a bound method of the simulation) are
+        # copied through memo: a party's copy uses the copies of the world's objects.
+        return copy_fields(self, memo, _PARTY_COPY)
 
     # --- inputs
 
@@ -207,6 +218,14 @@ class Party:
     def _log(self, kind: str, detail: str, peer: str | None = None, message: str | None = None,
              seq: int | None = None) -> None:
         self.trace.append(TraceEntry(self.clock(), self.name, kind, detail, peer, message, seq))
+
+
+# How a party's fields are copied (runtime.copying); the others are deep-copied. The
+# trace holds frozen TraceEntry records, and is the simulation's own list (see values).
+_PARTY_COPY: dict[str, Copier] = {
+    "name": share, "transports": share, "active_transport": share, "deadline": share,
+    "trace": values, "_last_sent": values,
+}
 
 
 def _name(machine: Machine, state: int) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.copying import Copier, copy_fields, share, values
 from runtime.network import FaultModel, InMemoryNetwork
 from runtime.party import Party, TraceEntry
 from runtime.seeded import SeededRandom
@@ -111,6 +112,11 @@ def trace_json(trace: list[TraceEntry]) -> list[dict[str, Any]]:
              "message": e.message, "seq": e.seq} for e in trace]
 
 
+# How a simulation's fields are copied (runtime.copying); the others are deep-copied.
+# The trace holds frozen TraceEntry records.
+_SIMULATION_COPY: dict[str, Copier] = {"now": share, "trace": values}
+
+
 class Simulation:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
@@ -136,6 +142,12 @@ class Simulation:
                 spec["name"], machine, device, module.CODEC, self.network, self.clock, self.trace,
                 transports=tuple(spec.get("transports", ["channel"])),
             )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Simulation:
+        # The network, random source, devices and parties are deep-copied through memo:
+        # the parties' copies get the copied network, devices and trace, and a clock bound
+        # to this copy.
+        return copy_fields(self, memo, _SIMULATION_COPY)
 
     def clock(self) -> float:
         return self.now
@@ -177,7 +189,7 @@ class Simulation:
             for party in self._targets(step):
                 event = party.machine.Event[step["event"]]  # type: ignore[attr-defined]
                 if before is not None:
-                    before(party.device, step["event"])
+                    before(party.device, step["event"], step)
                 party.event(event, step["event"])
         elif "deliver" in step:
             self.deliver_until_quiet(int(step.get("max", MAX_DELIVERIES)))
@@ -195,7 +207,7 @@ class Simulation:
         return Result(self.summary(), self.trace, self.check(), list(self.parties))
 
     def summary(self) -> dict[str, dict[str, Any]]:
-        return {name: {"state": p.machine.state.name, "keys": p.device.keyring.material_digest()}  # type: ignore[attr-defined]
+        return {name: {"state": p.machine.state.name, "keys": p.device.material_digest()}  # type: ignore[attr-defined]
                 for name, p in self.parties.items()}
 
     def check(self) -> list[str]:

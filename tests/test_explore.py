@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import enum
 import json
+import random
+import types
+from collections import deque
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
 
 from fsmc.cli import main
+from runtime.codec import Codec
+from runtime.envelope import DeviceKeys
 from runtime.explore import Explorer, Report, World
 from runtime.keysync import invariants
+from runtime.seeded import SeededRandom
 from runtime.simulation import Scenario, load_scenario
 
 FORM = ROOT / "protocols" / "scenarios" / "keysync_form_group.toml"
@@ -141,3 +150,167 @@ def test_explore_command_says_when_bounded(capsys: pytest.CaptureFixture[str]) -
 def test_explore_command_rejects_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explore", str(FORM), "--faults", "flood"]) == 2
     assert "unknown faults: flood" in capsys.readouterr().err
+
+
+# --- copies of a world: the explorer copies one at every transition (World.__deepcopy__)
+
+JOIN = ROOT / "protocols" / "scenarios" / "keysync_join_settled_group.toml"
+
+
+def mid_run(explorer: Explorer, steps: int) -> World:
+    """The world after `steps` choices (the last one each time), with its trace kept."""
+    world = explorer.initial()
+    for _ in range(steps):
+        choices = list(explorer.choices(world))
+        world = explorer.apply(world, choices[-1], keep_trace=True)
+    return world
+
+
+_ATOMS = (type(None), bool, int, float, str, bytes)
+_VALUES = (*_ATOMS, type, types.FunctionType, types.BuiltinFunctionType, enum.Enum)  # compared by value
+# Read-only by design: a world's copies share them (their __deepcopy__ returns self).
+_SHARED_BY_DESIGN = (Scenario, Codec, DeviceKeys)
+
+
+def _frozen(obj: object) -> bool:
+    return isinstance(obj, tuple | frozenset) or (
+        dataclasses.is_dataclass(obj) and type(obj).__dataclass_params__.frozen)  # type: ignore[attr-defined]
+
+
+def _children(obj: object) -> list[tuple[str, object]]:
+    """What an object of a world holds, in a deterministic order."""
+    if isinstance(obj, list | tuple | deque):
+        return [(f"[{i}]", x) for i, x in enumerate(obj)]
+    if isinstance(obj, dict):
+        return [pair for i, (k, v) in enumerate(obj.items()) for pair in ((f"<key {i}>", k), (f"[{k!r}]", v))]
+    if isinstance(obj, set | frozenset):
+        return [(f"{{{i}}}", x) for i, x in enumerate(sorted(obj, key=repr))]
+    if isinstance(obj, types.MethodType):
+        return [(".__self__", obj.__self__)]
+    found = []
+    for cls in type(obj).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__") and hasattr(obj, name):
+                found.append((f".{name}", getattr(obj, name)))
+    return found + [(f".{k}", v) for k, v in getattr(obj, "__dict__", {}).items()]
+
+
+def assert_independent_copy(a: object, b: object, path: str = "world", seen: dict[int, int] | None = None) -> None:
+    """`b` equals `a`, object by object, and shares no mutable object with it; objects
+    that `a` refers to from two places (a party's machine and its device's) are one
+    object in `b` too."""
+    seen = {} if seen is None else seen
+    assert type(a) is type(b), f"{path}: {type(a).__name__} became {type(b).__name__}"
+    if isinstance(a, _VALUES):
+        assert a == b, f"{path}: {a!r} became {b!r}"
+        return
+    if id(a) in seen:
+        assert seen[id(a)] == id(b), f"{path}: a reference to a shared object now points elsewhere"
+        return
+    seen[id(a)] = id(b)
+    if isinstance(a, _SHARED_BY_DESIGN):
+        assert a is b, path
+        return
+    if isinstance(a, random.Random):  # its state is not Python-visible: compare what it draws from
+        assert a is not b and a.getstate() == b.getstate(), f"{path}: random source shared or not equal"
+        return
+    if isinstance(a, types.MethodType):
+        assert a.__func__ is b.__func__, path  # type: ignore[attr-defined]
+    elif not _frozen(a):
+        assert a is not b, f"{path}: the copy shares this {type(a).__name__} with the original"
+    ca, cb = _children(a), _children(b)
+    assert [n for n, _ in ca] == [n for n, _ in cb], f"{path}: fields differ"
+    for (name, x), (_, y) in zip(ca, cb, strict=True):
+        assert_independent_copy(x, y, path + name, seen)
+
+
+def dump(world: World) -> list[tuple[str, object]]:
+    """Every value reachable from a world, by path (its random sources by state)."""
+    out: list[tuple[str, object]] = []
+    seen: set[int] = set()
+
+    def walk(obj: object, path: str) -> None:
+        if isinstance(obj, _VALUES):
+            out.append((path, obj))
+        elif id(obj) in seen or isinstance(obj, _SHARED_BY_DESIGN):
+            out.append((path, type(obj).__name__))
+        elif isinstance(obj, random.Random):
+            out.append((path, obj.getstate()))
+        else:
+            seen.add(id(obj))
+            out.append((path, type(obj).__name__))
+            for name, child in _children(obj):
+                walk(child, path + name)
+
+    walk(world, "world")
+    return out
+
+
+def test_a_world_copy_equals_the_original_and_shares_nothing_mutable() -> None:
+    explorer = Explorer(load_scenario(JOIN))
+    world = mid_run(explorer, 14)
+    # What the check should meet: messages in flight, a trace, a device's past messages.
+    assert world.sim.network.in_flight() and world.sim.trace
+    assert any(p.device.notifications and p.device.seen for p in world.parties.values())
+    twin = copy.deepcopy(world)
+    assert_independent_copy(world, twin)
+    p = next(iter(twin.parties.values()))
+    assert p.trace is twin.sim.trace and p.device.machine is p.machine and p.machine.bindings is p.device
+    assert p.network is twin.sim.network and p.clock.__self__ is twin.sim  # type: ignore[attr-defined]
+    assert twin.sim.devices[p.name] is p.device
+
+
+def test_a_world_copy_driven_on_leaves_the_original_as_it_was() -> None:
+    explorer = Explorer(load_scenario(JOIN))
+    world = mid_run(explorer, 8)
+    snapshot, everything = explorer.snapshot(world), dump(world)
+    parts = {name: (copy.deepcopy(p.device.keyring), copy.deepcopy(p.machine.buffer), list(p.device.notifications),
+                    list(p.device.sent_keys_to), dict(p.device.seen), p.device.negotiation, p.deadline)
+             for name, p in world.parties.items()}
+    queues = {r: list(q) for r, q in world.sim.network._queues.items()}
+    trace = list(world.sim.trace)
+    twin = copy.deepcopy(world)
+    path = []
+    for i in range(10):  # in place, as Explorer.apply drives its own copy
+        choices = list(explorer.choices(twin))
+        if not choices:
+            break
+        path.append(choices[i % len(choices)])
+        explorer._step(twin, path[-1])
+    assert len(path) >= 5 and explorer.snapshot(twin) != snapshot
+    assert explorer.snapshot(world) == snapshot and dump(world) == everything
+    for name, p in world.parties.items():
+        ring, buffer, notifications, sent, seen, negotiation, deadline = parts[name]
+        assert p.device.keyring == ring and p.machine.buffer == buffer
+        assert (p.device.notifications, p.device.sent_keys_to, p.device.seen) == (notifications, sent, seen)
+        assert (p.device.negotiation, p.deadline) == (negotiation, deadline)
+    assert {r: list(q) for r, q in world.sim.network._queues.items()} == queues
+    assert world.sim.trace == trace
+    # The original driven the same way reaches the same world as its copy did.
+    again = world
+    for choice in path:
+        again = explorer.apply(again, choice)
+    assert explorer.snapshot(again) == explorer.snapshot(twin)
+    assert explorer.snapshot(world) == snapshot
+
+
+def test_copies_of_a_random_source_draw_what_it_draws() -> None:
+    source = SeededRandom(7)
+    source.gauss(0, 1)  # leaves half a pair of normal variates in the state
+
+    def draws(r: random.Random) -> list[object]:
+        return [r.random(), r.getrandbits(100), r.randrange(10**6), r.gauss(0, 1), r.randbytes(5),
+                r.choice("abcdef"), r.sample(range(100), 3)]
+
+    reference = random.Random()
+    reference.setstate(source.getstate())
+    twin = copy.deepcopy(source)
+    twin_of_twin = copy.deepcopy(twin)  # copied before it drew
+    assert twin.getstate() == source.getstate() == reference.getstate()
+    expected = draws(reference)
+    assert draws(twin) == expected and draws(twin_of_twin) == expected
+    assert draws(source) == expected  # the copies' draws did not advance it
+    assert twin.getstate() == source.getstate() == reference.getstate()
+    twin.seed(3)
+    assert draws(twin) == draws(random.Random(3))

@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.copying import Copier, copy_fields, share, values
 from runtime.envelope import DeviceKeys, EnvelopeError, Opened, open_envelope, seal
 from runtime.keysync.keys import KeyRing, OwnIdentity
 from runtime.keysync.trustwords import trustwords
@@ -42,6 +43,9 @@ class Notification:
     name: str
     trustwords: tuple[str, ...] = ()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Notification:
+        return self  # immutable: copies of a world (the explorer's) share it
+
 
 @dataclass(frozen=True, slots=True)
 class Context:
@@ -50,9 +54,23 @@ class Context:
     opened: Opened
     attached: tuple[DeviceKeys, ...]
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Context:
+        return self  # immutable: copies of a world (the explorer's) share it
+
     @property
     def sender(self) -> str:
         return self.opened.sender_fingerprint
+
+
+# How a device's fields are copied (runtime.copying); the others are deep-copied.
+# `original` and `initial` are the frozensets of fingerprints runtime.keysync.scenario
+# sets on each device.
+_DEVICE_COPY: dict[str, Copier] = {
+    **dict.fromkeys(("name", "challenge", "response", "negotiation", "partner", "context", "handling",
+                     "prepared", "backup", "backup_identities", "received", "is_disabled", "resets",
+                     "original", "initial"), share),
+    "seen": values, "sent_keys_to": values, "notifications": values,  # of bytes, tuples, frozen records
+}
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
@@ -86,6 +104,11 @@ class KeySyncDevice:
     resets: int = 0  # how often this device led a group key reset
     notifications: list[Notification] = field(default_factory=list)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> KeySyncDevice:
+        # The keyring, random source and machine are deep-copied through memo, so the
+        # machine's copy is bound to this copy (and `machine` is the party's machine).
+        return copy_fields(self, memo, _DEVICE_COPY)
+
     # --- helpers
 
     def _tid(self) -> bytes:
@@ -116,6 +139,9 @@ class KeySyncDevice:
     @property
     def disabled(self) -> bool:
         return self.is_disabled
+
+    def material_digest(self) -> str:
+        return self.keyring.material_digest()
 
     # --- the driver's side: envelopes and security contexts (A.1.6.3)
 

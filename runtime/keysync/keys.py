@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
+from runtime.copying import Copier, copy_fields, share, values
 from runtime.envelope import DeviceKeys
 
 __all__ = ["KeyRing", "OwnIdentity"]
@@ -28,6 +30,17 @@ class OwnIdentity:
     username: str
     user_id: str = "pEp_own_userId"
     lang: str = "en"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> OwnIdentity:
+        return self  # immutable: copies of a world (the explorer's) share it
+
+
+# How a keyring's fields are copied (runtime.copying): its dicts and sets hold strings,
+# bytes and immutable DeviceKeys and OwnIdentity values; anything else is deep-copied.
+_KEYRING_COPY: dict[str, Copier] = {
+    **dict.fromkeys(("private", "public", "identities", "default", "trusted", "mistrusted", "group"), values),
+    "sync": share,
+}
 
 
 @dataclass
@@ -45,6 +58,9 @@ class KeyRing:
     # group formed. New keys (KeyGen, key reset) are shared signed with it, so the other
     # members, who do not know them yet, still see a message from the group.
     sync: str | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> KeyRing:
+        return copy_fields(self, memo, _KEYRING_COPY)
 
     def add(self, keys: DeviceKeys) -> str:
         fpr = keys.fingerprint

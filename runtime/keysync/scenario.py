@@ -63,7 +63,7 @@ def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str,
     return devices
 
 
-def before_event(device: KeySyncDevice, event: str) -> None:
+def before_event(device: KeySyncDevice, event: str, step: dict[str, Any] | None = None) -> None:
     """KeyGen is what the core signals after generating a key: generate one first (for
     the first own identity; it becomes that identity's default)."""
     if event == "KeyGen":

@@ -158,6 +158,16 @@ class PingBuffer:
     members: tuple[Member, ...] | None = None
     is_group: bool | None = None
 
+    def __deepcopy__(self, memo: dict[int, object]) -> PingBuffer:
+        # Every slot holds an immutable value (bytes, int, str, bool, a frozen record or
+        # a tuple of them): a copy of a world (the explorer's) needs only a new buffer.
+        return PingBuffer(
+            challenge=self.challenge,
+            version=self.version,
+            members=self.members,
+            is_group=self.is_group,
+        )
+
 
 class PingBindings(Protocol):
     """The conditions (after `if`) and actions (after `do`) of Ping."""
