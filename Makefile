@@ -40,6 +40,7 @@ bench: setup
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(PY) bench/bench_compiler.py
 	$(PY) bench/bench_dispatch.py
+	$(PY) bench/bench_explore.py
 
 check: setup
 	$(VENV)/bin/ruff check fsmc runtime generated tests bench
