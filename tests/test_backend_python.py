@@ -104,5 +104,32 @@ def test_generated_keysync_module_passes_ruff_and_mypy() -> None:
         pytest.skip("ruff or mypy not installed")
     r = run_tool([ruff, "check", "generated"], ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
-    r = run_tool([mypy, "--strict", "generated/sync.py"], ROOT)
+    r = run_tool([mypy, "--strict", "generated/sync.py", "generated/greeting.py"], ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_nested_ifs_without_else_become_one_condition(snippet: Path) -> None:
+    text = snippet.read_text().replace("fsm Ping 1, threshold=30 {", """fsm Ping 1, threshold=30 {
+        state Nested {
+            on Poke {
+                if a {
+                    if b {
+                        if c
+                            do both;
+                    }
+                }
+                if d {
+                    if e
+                        do kept;
+                }
+                else
+                    do other;
+            }
+        }""")
+    snippet.write_text(text)
+    c = load(snippet)
+    (protocol,) = c.document.protocols
+    code = python.render(c, protocol)["demo.py"]
+    assert "        if b.a() and b.b() and b.c():\n            b.both()\n" in code
+    # An else keeps its if apart: the inner if only runs when d holds.
+    assert "        if b.d():\n            if b.e():\n                b.kept()\n        else:\n" in code

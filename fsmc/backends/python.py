@@ -46,11 +46,21 @@ def _str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _tuple(items: list[str]) -> str:
-    """A Python tuple literal of already-rendered items: (), (a,), (a, b)."""
+def _tuple(items: list[str], indent: int = 1) -> str:
+    """A Python tuple literal of already-rendered items: (), (a,), (a, b); one item per
+    line, `indent` levels in, when on one line it would pass the line length."""
     if len(items) == 1:
         return f"({items[0]},)"
-    return f"({', '.join(items)})"
+    line = f"({', '.join(items)})"
+    if len(line) <= _FLAT_TUPLE:
+        return line
+    pad = _INDENT * (indent + 1)
+    return "(\n" + "".join(f"{pad}{item},\n" for item in items) + _INDENT * indent + ")"
+
+
+# The longest one-line tuple: what fits after `    FIELDS: ClassVar[tuple[str, ...]] = `
+# within ruff's line length of 120.
+_FLAT_TUPLE = 80
 
 
 def py_name(asn1: str) -> str:
@@ -134,8 +144,15 @@ def _statements(body: tuple[m.Statement, ...], fsm: m.Fsm, depth: int) -> list[s
         elif isinstance(s, m.Go):
             lines.append(f"{pad}return {fsm.name}State.{s.state}")
         else:
-            lines.append(f"{pad}if b.{s.condition}():")
-            lines += _statements(s.then, fsm, depth + 1) or [f"{pad}{_INDENT}pass"]
+            # `if a { if b { ... } }` with no else on either is `if a and b` (the same
+            # short-circuit order), as ruff asks of readable Python.
+            conditions, then = [s.condition], s.then
+            while (s.orelse is None and len(then) == 1 and isinstance(then[0], m.If)
+                   and then[0].orelse is None):
+                conditions.append(then[0].condition)
+                then = then[0].then
+            lines.append(f"{pad}if {' and '.join(f'b.{c}()' for c in conditions)}:")
+            lines += _statements(then, fsm, depth + 1) or [f"{pad}{_INDENT}pass"]
             if s.orelse is not None:
                 lines.append(f"{pad}else:")
                 lines += _statements(s.orelse, fsm, depth + 1) or [f"{pad}{_INDENT}pass"]
