@@ -1,4 +1,5 @@
-"""`make demo`: check and compile every protocol, render its diagrams, run a simulation.
+"""`make demo`: check and compile every protocol, render its diagrams, run simulations
+and an exploration.
 
 What runs is what a user runs: the `fsmc` commands, on protocols/*.fsm.
 """
@@ -29,10 +30,14 @@ def main() -> int:
     (ROOT / "out").mkdir(exist_ok=True)
     step("simulate: two devices of one user form a device group (draft 2.2.1.1)", "simulate",
          "protocols/scenarios/keysync_form_group.toml", "--msc", "out/keysync_form_group.svg")
+    step("simulate: five mpENC members establish a session, include, exclude, refresh (design 5.2)",
+         "simulate", "protocols/scenarios/gka_sequence5.toml", "--msc", "out/gka_sequence5.svg")
+    step("explore: every interleaving and user answer of forming a group, against KeySync's invariants",
+         "explore", "protocols/scenarios/keysync_form_group.toml")
     print("\nDiagrams:")
     for svg in sorted((ROOT / "diagrams").glob("*.svg")):
         print(f"  {svg.relative_to(ROOT)}")
-    print("Sequence chart of the simulation:\n  out/keysync_form_group.svg")
+    print("Sequence charts of the simulations:\n  out/keysync_form_group.svg\n  out/gka_sequence5.svg")
     return 0
 
 

@@ -1,0 +1,261 @@
+"""mpENC's group key agreement (protocols/gka.fsm) run between members: establish for
+n = 2..8, include, exclude, refresh, an active attacker on the channel, and concurrent
+operations settled by the concurrency resolver."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT
+
+from runtime.gka import crypto
+from runtime.gka.device import GreetingMember, Session
+from runtime.network import Delivery
+from runtime.simulation import Scenario, Simulation, load_scenario
+
+NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
+SEQUENCE = ROOT / "protocols" / "scenarios" / "gka_sequence5.toml"
+
+
+def scenario(n: int, seed: int = 1) -> Scenario:
+    return Scenario(path=Path(f"gka_{n}.toml"), description=f"{n} members", protocol="protocols/gka.fsm",
+                    module="generated.greeting", fsm="Member", devices="runtime.gka.scenario", seed=seed,
+                    faults=load_scenario(SEQUENCE).faults, parties=[{"name": name} for name in NAMES[:n]],
+                    steps=[{"start": True}], expect={})
+
+
+def member(sim: Simulation, name: str) -> GreetingMember:
+    device = sim.parties[name].device
+    assert isinstance(device, GreetingMember)
+    return device
+
+
+def state(sim: Simulation, name: str) -> str:
+    return str(sim.parties[name].machine.state.name)  # type: ignore[attr-defined]
+
+
+def ask(sim: Simulation, name: str, event: str, members: tuple[str, ...] = ()) -> None:
+    sim.step({"party": name, "event": event, "members": list(members)})
+
+
+def session(sim: Simulation, name: str) -> Session:
+    s = member(sim, name).session
+    assert s is not None, f"{name} has no session"
+    return s
+
+
+def established(n: int, seed: int = 1) -> Simulation:
+    sim = Simulation(scenario(n, seed))
+    sim.step({"start": True})
+    ask(sim, "alice", "Establish", tuple(NAMES[1:n]))
+    sim.deliver_until_quiet()
+    return sim
+
+
+def assert_agree(sim: Simulation, names: list[str]) -> Session:
+    sessions = [session(sim, n) for n in names]
+    first = sessions[0]
+    for name, s in zip(names, sessions, strict=True):
+        assert state(sim, name) == "InSession"
+        assert sorted(s.members) == sorted(names)
+        assert (s.group_key, s.sid, s.chain_hash) == (first.group_key, first.sid, first.chain_hash), name
+        # Phase 3: every other member's session signature verified.
+        assert s.verified == frozenset(names), name
+    return first
+
+
+@pytest.mark.parametrize("n", range(2, 9))
+def test_establish(n: int) -> None:
+    sim = established(n)
+    s = assert_agree(sim, NAMES[:n])
+    assert s.group_key == crypto.group_key(crypto.cardinal_key(list(s.intermediate_keys), 0,
+                                                               list(session(sim, "alice").privates)))
+    assert len(s.group_key) == 32
+
+
+def test_establish_upflow_goes_member_to_member() -> None:
+    sim = established(4)
+    upflows = [(e.party, e.peer) for e in sim.trace if e.kind == "send" and e.message == "Upflow"]
+    assert upflows == [("alice", "bob"), ("bob", "carol"), ("carol", "dave")]  # to the next member
+    downflows = [e.party for e in sim.trace if e.kind == "send" and e.message == "Downflow"]
+    assert downflows == ["dave"]  # the last member of the upflow
+
+
+def new_member_cannot_reach(key: bytes, privates: tuple[bytes, ...], keys: tuple[bytes, ...]) -> bool:
+    """Nothing a member can compute from these intermediate keys with its contributions
+    is `key`."""
+    for k in keys:
+        try:
+            if crypto.group_key(crypto.apply_privates(list(privates), k)) == key:
+                return False
+        except crypto.GkaCryptoError:
+            continue
+    return True
+
+
+@pytest.mark.parametrize("new", [("erin",), ("erin", "frank")])
+def test_include(new: tuple[str, ...]) -> None:
+    sim = Simulation(scenario(6))
+    sim.step({"start": True})
+    ask(sim, "alice", "Establish", ("bob", "carol", "dave"))
+    sim.deliver_until_quiet()
+    old = assert_agree(sim, ["alice", "bob", "carol", "dave"])
+    ask(sim, "bob", "Include", new)
+    sim.deliver_until_quiet()
+    now = assert_agree(sim, ["alice", "bob", "carol", "dave", *new])
+    assert now.group_key != old.group_key and now.sid != old.sid
+    for name in new:
+        s = session(sim, name)
+        assert new_member_cannot_reach(old.group_key, s.privates, s.intermediate_keys)
+    if len(new) == 1:
+        assert state(sim, "frank") == "Alone" and member(sim, "frank").session is None
+
+
+@pytest.mark.parametrize("gone", [("bob",), ("bob", "dave")])
+def test_exclude(gone: tuple[str, ...]) -> None:
+    sim = established(5)
+    before = {name: session(sim, name) for name in gone}
+    ask(sim, "carol", "Exclude", gone)
+    sim.deliver_until_quiet()
+    rest = [n for n in NAMES[:5] if n not in gone]
+    now = assert_agree(sim, rest)
+    for name in gone:
+        assert state(sim, name) == "Alone" and member(sim, name).session is None
+        # What the excluded member could compute from the new downflow with everything
+        # it held is not the new group key.
+        assert new_member_cannot_reach(now.group_key, before[name].privates, now.intermediate_keys)
+
+
+def test_refresh_changes_the_key_not_the_members() -> None:
+    sim = established(4)
+    old = assert_agree(sim, NAMES[:4])
+    ask(sim, "dave", "Refresh")
+    sim.deliver_until_quiet()
+    now = assert_agree(sim, NAMES[:4])
+    assert now.members == old.members
+    assert now.group_key != old.group_key and now.sid != old.sid and now.chain_hash != old.chain_hash
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "protocols" / "scenarios").glob("gka_*.toml")), ids=lambda p: p.name)
+def test_scenario_files(path: Path) -> None:
+    result = Simulation(load_scenario(path)).run()
+    assert result.ok, result.failures
+    assert "none" not in {p["keys"] for p in result.parties.values() if p["state"] == "InSession"}
+
+
+# --- an active attacker on the channel
+
+
+def in_flight(sim: Simulation, name: str) -> list[tuple[str, int, Delivery]]:
+    return [(r, i, d) for r, q in sim.network._queues.items() for i, d in enumerate(q)
+            if d.label is not None and name == d.label[1].NAME]
+
+
+def tamper(sim: Simulation, name: str, change: Any, resign: bool = False) -> None:
+    """Rewrite every copy in flight of the packet `name`: decode, `change(message)`,
+    encode; keep the signature (the attacker has no ephemeral key), or, with `resign`,
+    sign with a key of the attacker's own."""
+    codec = sim.parties["alice"].codec
+    attacker = crypto.signing_key_pair(bytes(range(32)))
+    found = in_flight(sim, name)
+    assert found, f"no {name} in flight"
+    for receiver, i, d in found:
+        body = codec.decode(d.data[crypto.SIGNATURE_SIZE:])
+        forged = codec.encode(change(body, attacker))
+        signature = crypto.sign_packet(attacker.seed, forged) if resign else d.data[:crypto.SIGNATURE_SIZE]
+        sim.network._queues[receiver][i] = dataclasses.replace(d, data=signature + forged)
+
+
+def replace_at(values: tuple[bytes, ...], index: int, value: bytes) -> tuple[bytes, ...]:
+    return (*values[:index], value, *values[index + 1:])
+
+
+ATTACKS = {
+    "intermediate key": lambda m, a: dataclasses.replace(
+        m, intermediateKeys=replace_at(m.intermediateKeys, 0, crypto.apply_privates([bytes(32)], None))),
+    "nonce": lambda m, a: dataclasses.replace(m, nonces=replace_at(m.nonces, 1, bytes(32))),
+    "ephemeral key": lambda m, a: dataclasses.replace(
+        m, ephemeralKeys=replace_at(m.ephemeralKeys, m.members.index(m.source), a.public)),
+}
+
+
+def finish(sim: Simulation) -> None:
+    """Deliver what is left, then let every timeout pass."""
+    sim.deliver_until_quiet()
+    sim.advance(61)
+    sim.deliver_until_quiet()
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+@pytest.mark.parametrize("resign", [False, True], ids=["kept-signature", "re-signed"])
+def test_an_altered_downflow_fails_and_the_session_stays(attack: str, resign: bool) -> None:
+    sim = established(4)
+    old = assert_agree(sim, NAMES[:4])
+    ask(sim, "carol", "Refresh")
+    tamper(sim, "Downflow", ATTACKS[attack], resign)
+    finish(sim)
+    kept = assert_agree(sim, NAMES[:4])
+    assert kept == old  # the previous session, intact, for every honest member
+    assert any("timed out" in why for why in member(sim, "carol").log)
+
+
+def test_an_altered_upflow_fails_and_no_one_gets_a_session() -> None:
+    sim = Simulation(scenario(3))
+    sim.step({"start": True})
+    ask(sim, "alice", "Establish", ("bob", "carol"))
+    tamper(sim, "Upflow", ATTACKS["nonce"], resign=True)
+    finish(sim)
+    for name in NAMES[:3]:
+        assert member(sim, name).session is None and state(sim, name) == "Alone"
+
+
+def test_a_replayed_downflow_changes_nothing() -> None:
+    sim = established(3)
+    ask(sim, "bob", "Refresh")
+    recorded = [(r, d) for r, _, d in in_flight(sim, "Downflow")]
+    sim.deliver_until_quiet()
+    after = assert_agree(sim, NAMES[:3])
+    for receiver, d in recorded:  # the old downflow, again
+        sim.network._queues[receiver].append(d)
+    finish(sim)
+    assert assert_agree(sim, NAMES[:3]) == after
+    drops = [e for e in sim.trace if e.kind == "receive" and e.message == "Downflow"]
+    assert drops  # it was delivered, and the resolver rejected it
+
+
+def test_concurrent_operations_one_wins_everywhere() -> None:
+    sim = established(5)
+    before = assert_agree(sim, NAMES[:5])
+    ask(sim, "alice", "Refresh")
+    ask(sim, "bob", "Exclude", ("erin",))  # both name the same previous operation
+    finish(sim)
+    # The channel orders alice's downflow first: her refresh wins for every member,
+    # bob's exclude is rejected by all (bob included), and the chain hashes agree.
+    now = assert_agree(sim, NAMES[:5])
+    assert now.members == before.members and now.group_key != before.group_key
+    assert any("came first" in why for why in member(sim, "bob").log)
+
+
+def test_concurrent_include_against_refresh() -> None:
+    sim = Simulation(scenario(5))
+    sim.step({"start": True})
+    ask(sim, "alice", "Establish", ("bob", "carol", "dave"))
+    sim.deliver_until_quiet()
+    ask(sim, "carol", "Include", ("erin",))
+    ask(sim, "dave", "Refresh")
+    finish(sim)
+    now = assert_agree(sim, NAMES[:5])  # carol's include came first
+    assert "erin" in now.members
+
+
+def test_concurrent_refreshes_of_two_members() -> None:
+    sim = established(2)
+    before = assert_agree(sim, NAMES[:2])
+    ask(sim, "alice", "Refresh")
+    ask(sim, "bob", "Refresh")
+    sim.deliver_until_quiet()  # no timeout needed: bob joins alice's refresh at once
+    now = assert_agree(sim, NAMES[:2])
+    assert now.group_key != before.group_key
