@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import asn1tools
+import asn1tools.codecs
+from asn1tools.codecs import uper
 
 __all__ = ["Codec", "CodecError", "DecodeError", "EncodeError"]
 
@@ -102,7 +104,7 @@ class Codec:
         if not data:
             raise DecodeError(f"{self._type}: empty input")
         try:
-            fsm, (choice, value) = self.spec.decode(self._type, bytes(data), check_constraints=True)
+            (fsm, (choice, value)), bits = self._decode(bytes(data))
         except asn1tools.Error as e:
             raise DecodeError(str(e)) from e
         except Exception as e:  # noqa: BLE001 - asn1tools raises assorted internal errors on garbage
@@ -115,6 +117,20 @@ class Codec:
         except (KeyError, TypeError, ValueError) as e:
             raise DecodeError(f"{self._type}.{fsm}.{choice}: {e}") from e
         # UPER leaves no room for extra bytes beyond the last octet's padding.
-        if len(self.spec.encode(self._type, (fsm, (choice, value)))) < len(data):
+        if (bits + 7) // 8 < len(data):
             raise DecodeError(f"{self._type}.{fsm}.{choice}: trailing data after the message")
         return message
+
+    def _decode(self, data: bytes) -> tuple[Any, int]:
+        """The decoded value and how many bits it took. asn1tools' UPER decode does not
+        say how much it read; its decoder does (re-encoding to find out cost as much as
+        the decoding itself)."""
+        compiled = self.spec._types[self._type]
+        decoder = uper.Decoder(bytearray(data))
+        try:
+            value = compiled._type.decode(decoder)
+        except asn1tools.codecs.ErrorWithLocation as e:
+            e.add_location(compiled._type)
+            raise
+        compiled.check_constraints(value)
+        return value, decoder.number_of_read_bits()

@@ -7,6 +7,7 @@ import dataclasses
 import typing
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,3 +85,14 @@ def test_errors_name_message_and_field() -> None:
         assert "Beacon" in str(e) and "challenge" in str(e)
     else:
         raise AssertionError("15-byte TID encoded")
+
+
+def test_trailing_bytes_are_refused() -> None:
+    from generated.greeting import CODEC as GKA
+    from generated.greeting import Confirm, Version
+
+    data = GKA.encode(Confirm(version=Version(major=1, minor=0), source="alice", prevPf=bytes(32),
+                              sessionSignature=bytes(64)))
+    assert GKA.decode(data).source == "alice"
+    with pytest.raises(DecodeError, match="trailing data after the message"):
+        GKA.decode(data + b"\x00")
