@@ -72,6 +72,7 @@ class World:
     accepted: dict[str, frozenset[bytes | None]]  # party -> negotiations the user accepted
     dup_used: frozenset[tuple[str, Any]] = frozenset()
     faults: int = 0  # faults injected on the path to this world
+    timeouts_fired: int = 0  # state timeouts fired on the path to this world
     # True once a fault, a timeout, a Reject or Cancel or a signaled event has happened:
     # progress is only promised on an undisturbed run.
     disturbed: bool = False
@@ -277,6 +278,7 @@ class Explorer:
         elif choice.kind == "timeout":
             party = sim.parties[choice.party]
             world.budget[(choice.party, "timeout")] -= 1
+            world.timeouts_fired += 1
             assert party.deadline is not None
             sim.now = max(sim.now, party.deadline)
             party.tick()

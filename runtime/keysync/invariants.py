@@ -70,13 +70,13 @@ def no_deadlock(world: World) -> str | None:
 
 
 def no_stall(world: World) -> str | None:
-    """(3, continued) When a run without faults has ended (no message in flight, no
+    """(3, continued) When a run without faults or timeouts has ended (no message in flight, no
     choice left) and no handshake dialog is open, no party waits in a handshake state: it
     would wait for a message that cannot come, until its timeout. A party may wait while
-    some dialog is open, because that user may still answer. After a fault, waiting for
-    the timeout is how the draft recovers (the quiet checks, with timeouts in the budget,
-    verify that it does)."""
-    if world.faults or world.sim.network.in_flight():
+    some dialog is open, because that user may still answer. After a fault or a timeout,
+    waiting for a timeout is how the draft recovers (the quiet checks, with timeouts in
+    the budget, verify that it does)."""
+    if world.faults or world.timeouts_fired or world.sim.network.in_flight():
         return None
     dialogs = [n for n, p in world.parties.items() if _dialog_open(p)]
     stuck = {n: world.state_of(n) for n in world.parties if world.state_of(n) not in STABLE}
