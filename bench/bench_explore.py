@@ -32,9 +32,9 @@ RUNS: list[tuple[str, str, dict[str, object]]] = [
     (FORM, "loss + timeouts", {"faults": frozenset({"loss"}), "max_faults": 1, "timeouts": 1}),
     (FORM, "none, 2 answers", {"user_events": 2}),
     (JOIN, "none", {}),
-    (JOIN, "loss", {"faults": frozenset({"loss"}), "max_faults": 1, "max_states": 400_000}),
-    (JOIN, "dup", {"faults": frozenset({"dup"}), "max_faults": 1, "max_states": 400_000}),
-    (JOIN, "reorder", {"faults": frozenset({"reorder"}), "max_faults": 1, "max_states": 400_000}),
+    (JOIN, "loss", {"faults": frozenset({"loss"}), "max_faults": 1, "max_states": 100_000}),
+    (JOIN, "dup", {"faults": frozenset({"dup"}), "max_faults": 1, "max_states": 100_000}),
+    (JOIN, "reorder", {"faults": frozenset({"reorder"}), "max_faults": 1, "max_states": 100_000}),
 ]
 
 
