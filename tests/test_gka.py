@@ -259,3 +259,51 @@ def test_concurrent_refreshes_of_two_members() -> None:
     sim.deliver_until_quiet()  # no timeout needed: bob joins alice's refresh at once
     now = assert_agree(sim, NAMES[:2])
     assert now.group_key != before.group_key
+
+
+# --- exploration: every order of delivery, lost, duplicated and reordered packets
+
+
+@pytest.mark.parametrize(("name", "settings"), [
+    ("gka_establish.toml", {}),
+    ("gka_establish.toml", {"faults": frozenset({"loss"}), "max_faults": 1, "timeouts": 1}),
+    ("gka_concurrent.toml", {}),
+])
+def test_explored_completely_and_holds(name: str, settings: dict[str, Any]) -> None:
+    from runtime.explore import Explorer
+
+    report = Explorer(load_scenario(ROOT / "protocols" / "scenarios" / name), **settings).run()
+    assert report.complete and report.violations == []
+    assert report.quiet_states > 0
+
+
+def test_exploration_catches_a_member_that_completes_too_early(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    import sys
+
+    from fsmc.cli import main
+    from runtime.explore import Explorer
+
+    source = (ROOT / "protocols" / "gka.fsm").read_text()
+    old = """                if confirmationVerified {
+                    if allConfirmed {
+                        do completeOperation;
+                        go InSession;
+                    }
+                }"""
+    assert source.count(old) == 1
+    (tmp_path / "src").mkdir()
+    shutil.copy(ROOT / "protocols" / "mpENC.asn1", tmp_path / "src")
+    (tmp_path / "src" / "gka.fsm").write_text(source.replace(old, """                if confirmationVerified {
+                    do completeOperation;
+                    go InSession;
+                }"""))
+    assert main(["compile", "-q", str(tmp_path / "src" / "gka.fsm"), "-o", str(tmp_path / "gkamutant")]) == 0
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "gkamutant", raising=False)
+    scenario = dataclasses.replace(load_scenario(ROOT / "protocols" / "scenarios" / "gka_establish.toml"),
+                                   module="gkamutant.greeting")
+    report = Explorer(scenario).run()
+    assert [v.invariant for v in report.violations] == ["members_agree"]
+    assert "completed without verifying" in report.violations[0].message

@@ -79,7 +79,8 @@ class Operation:
     own_nonce: bytes
     own_ephemeral: SigningKeyPair
     privates: tuple[bytes, ...]  # own contributions the new secret will hold
-    initial: bytes | None = None  # the initial packet's reference, once seen on the channel
+    initial: bytes | None = None  # the initial packet's reference, once accepted on the channel
+    sent: bytes | None = None  # the reference of the initial packet we sent, if we started it
     intermediate_keys: tuple[bytes, ...] = ()
     nonces: tuple[bytes, ...] = ()
     ephemeral_keys: tuple[bytes, ...] = ()
@@ -180,11 +181,18 @@ class GreetingMember:
 
     def seal(self, message: Any, data: bytes, captured: SigningKeyPair) -> bytes:
         op = self.operation
-        if op is not None and op.kind == "establish" and message.NAME == "Upflow" and message.initial:
-            # An establish's initial packet goes to the next member only (no session
-            # exists to guard): it is ours the moment it exists.
-            self.operation = dataclasses.replace(op, initial=packet_id(data))
-            self.taken = packet_id(data)
+        if op is not None:
+            reference = packet_id(data)
+            if message.NAME == "Downflow":
+                op = dataclasses.replace(op, final=reference)  # our downflow ends the operation
+            if getattr(message, "initial", False):
+                op = dataclasses.replace(op, sent=reference)
+                if op.kind == "establish":
+                    # An establish's initial packet goes to the next member only (no
+                    # session exists to guard): it is ours the moment it exists.
+                    op = dataclasses.replace(op, initial=reference)
+                    self.taken = reference
+            self.operation = op
         return crypto.sign_packet(captured.seed, data) + data
 
     def open(self, data: bytes) -> tuple[bytes, Packet]:
@@ -251,10 +259,14 @@ class GreetingMember:
         elif prev is None:
             return self.taken is not None  # an acknowledgement: checked by its signature
         elif prev != self.taken:
+            op = self.operation
+            if self.taken is None and op is not None and op.sent == prev:
+                # A later packet of the operation we started: the others accepted our
+                # initial packet, whose own copy did not reach us.
+                self.taken = prev
+                self.operation = dataclasses.replace(op, initial=prev)
+                return True
             return False
-        op = self.operation
-        if op is not None and message.source == self.name and message.NAME == "Downflow":
-            self.operation = dataclasses.replace(op, final=packet.reference)
         return True
 
     @property
