@@ -100,7 +100,8 @@ class World:
 # How a world's fields are copied (runtime.copying); the others (the simulation) are
 # deep-copied. Budgets are ints, acceptances frozensets, ignored events tuples of str.
 _WORLD_COPY: dict[str, Copier] = {
-    "budget": values, "accepted": values, "dup_used": share, "faults": share, "disturbed": share,
+    "budget": values, "accepted": values, "dup_used": share, "faults": share, "timeouts_fired": share,
+    "disturbed": share,
     "ignored": values,
 }
 
