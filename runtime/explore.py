@@ -178,6 +178,7 @@ class Explorer:
                 break  # deliveries, events and time are the explorer's choices
         sim.trace.clear()  # the chart of a counterexample starts where the exploration does
         sim.network.log.clear()
+        sim.network.track_order = False  # the explorer picks every delivery itself
         budget = {}
         for name in sim.parties:
             budget[(name, "user")] = self.user_events

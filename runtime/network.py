@@ -17,6 +17,7 @@ simulation; every order for the explorer).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,12 @@ class InMemoryNetwork:
     _seq: int = 0
     now: float = 0.0
     log: list[tuple[str, Delivery]] = field(default_factory=list)  # ("post"|"lost"|..., d)
+    # Without faults, deliveries in channel order, as posted: `next` takes the first
+    # instead of comparing every receiver's queue head (n parties make n^2 deliveries).
+    # Off once the queues were changed from outside (then `next` scans), and off for the
+    # explorer, which picks deliveries itself.
+    track_order: bool = True
+    _order: deque[Delivery] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         self._random = SeededRandom(self.seed)
@@ -113,9 +120,11 @@ class InMemoryNetwork:
             raise ValueError(f"{sender} is not attached to transport {transport}")
         self._seq += 1
         receivers = [to] if to is not None else list(self._members[transport])
-        for receiver in receivers:
-            d = Delivery(self._seq, transport, sender, receiver, data, label=label)
+        posted = [Delivery(self._seq, transport, sender, receiver, data, label=label) for receiver in receivers]
+        for d in posted:
             self._enqueue(d)
+        if self.track_order and self.faults.none:
+            self._order.extend(sorted(posted, key=_channel_order))
         return self._seq
 
     def _enqueue(self, d: Delivery) -> None:
@@ -174,8 +183,16 @@ class InMemoryNetwork:
 
     def next(self) -> Delivery | None:
         """The next delivery in channel order (lowest log position first), if any is due."""
-        # Most of the time nothing is delayed and the candidates are the queues' heads:
-        # look no further (a run among n parties makes n^2 deliveries).
+        order = self._order
+        if self.track_order and order:
+            d = order[0]
+            queue = self._queues[d.receiver]
+            if queue and queue[0] is d:
+                order.popleft()
+                return self.deliver(d)
+            self.track_order = False  # the queues were changed from outside: scan from now on
+            order.clear()
+        # Most of the time nothing is delayed and the candidates are the queues' heads.
         heads = [q[0] for q in self._queues.values() if q]
         if any(d.not_before > self.now for d in heads):
             heads = self.pending()
@@ -191,6 +208,6 @@ def _lists(value: dict[str, list[Any]], memo: dict[int, Any]) -> dict[str, list[
 
 # How the network's fields are copied (runtime.copying); the others are deep-copied.
 _NETWORK_COPY: dict[str, Copier] = {
-    "seed": share, "faults": share, "_seq": share, "now": share,
+    "seed": share, "faults": share, "_seq": share, "now": share, "track_order": share, "_order": values,
     "_members": _lists, "_queues": _lists, "log": values,  # log: (str, Delivery) tuples
 }

@@ -188,3 +188,23 @@ def test_broadcast_goes_on_every_transport_anycast_on_the_active_one(tmp_path: P
     assert len([b for b in beacons if b[0] == "laptop"]) >= 2
     requests = [e for e in result.trace if e.kind == "send" and e.message == "CommitAcceptRequester"]
     assert len(requests) == 1  # anycast: one copy, on the active transport
+
+
+def test_next_follows_channel_order_with_or_without_tracking() -> None:
+    def run(track: bool, tamper: bool) -> list[tuple[int, str]]:
+        net = InMemoryNetwork(track_order=track)
+        for party in ("carol", "alice", "bob"):
+            net.attach(party)
+        for i, sender in enumerate(["bob", "alice", "carol", "alice"]):
+            net.post(sender, "channel", bytes([i]), to="carol" if i == 2 else None)
+            if tamper and i == 1:
+                net._queues["bob"].pop(0)  # changed from outside: next must still be right
+        out = []
+        while (d := net.next()) is not None:
+            out.append((d.seq, d.receiver))
+        return out
+
+    expected = run(False, False)
+    assert expected[:3] == [(1, "alice"), (1, "bob"), (1, "carol")]
+    assert run(True, False) == expected
+    assert run(True, True) == run(False, True) == [e for e in expected if e != (1, "bob")]
