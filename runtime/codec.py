@@ -67,6 +67,9 @@ def _from_wire(cls: type[Any], value: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
 
+_DECODED_CACHE = 4096
+
+
 class Codec:
     """UPER codec of one protocol type over its message classes."""
 
@@ -76,6 +79,10 @@ class Codec:
         self._by_choice = {(m.FSM, m.CHOICE): m for m in messages}
         self._compiled: Any = None
         self._lock = threading.Lock()
+        # Decoded messages by their bytes. A broadcast reaches every party as the same
+        # bytes, and messages are immutable, so one decoding serves all receivers (n
+        # parties decode n^2 broadcasts). Bounded: cleared when full.
+        self._decoded: dict[bytes, Any] = {}
 
     def __deepcopy__(self, memo: dict[int, object]) -> Codec:
         return self  # stateless once compiled; worlds copied by the explorer share it
@@ -101,6 +108,16 @@ class Codec:
     def decode(self, data: bytes) -> Any:
         if not isinstance(data, bytes | bytearray):
             raise DecodeError(f"expected bytes, got {type(data).__name__}")
+        data = bytes(data)
+        message = self._decoded.get(data)
+        if message is None:
+            message = self._decode_message(data)
+            if len(self._decoded) >= _DECODED_CACHE:
+                self._decoded.clear()
+            self._decoded[data] = message
+        return message
+
+    def _decode_message(self, data: bytes) -> Any:
         if not data:
             raise DecodeError(f"{self._type}: empty input")
         try:
