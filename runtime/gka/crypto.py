@@ -25,6 +25,7 @@ Programming errors (wrong argument shapes from our own side) raise `ValueError`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -103,12 +104,15 @@ Entropy: TypeAlias = RandomSource | Callable[[int], bytes] | None
 
 
 def _random_bytes(n: int, source: Entropy) -> bytes:
+    # getattr, not isinstance(source, RandomSource): a runtime Protocol check costs more
+    # than the draw itself.
+    randbytes = getattr(source, "randbytes", None)
     if source is None:
         data = secrets.token_bytes(n)
-    elif isinstance(source, RandomSource):
-        data = source.randbytes(n)
+    elif randbytes is not None:
+        data = randbytes(n)
     else:
-        data = source(n)
+        data = source(n)  # type: ignore[operator]
     if not isinstance(data, bytes) or len(data) != n:
         raise ValueError(f"entropy source gave {type(data).__name__} of the wrong size, wanted {n} bytes")
     return data
@@ -360,6 +364,14 @@ class SigningKeyPair:
     public: bytes
 
 
+@functools.lru_cache(maxsize=4096)
+def _signing_key(seed: bytes) -> SigningKey:
+    """The signing key of a seed. Deriving it is a scalar multiplication; a member signs
+    many packets with one ephemeral key, so each seed's key is derived once."""
+    _check_size(seed, KEY_SIZE, "an ed25519 seed")
+    return SigningKey(seed)
+
+
 def signing_key_pair(seed: bytes) -> SigningKeyPair:
     """The ed25519 key pair of a 32-byte seed."""
     _check_size(seed, KEY_SIZE, "an ed25519 seed")
@@ -417,7 +429,7 @@ def session_signature(
     """
     _check_size(static_signing_key, KEY_SIZE, "the static signing key (an ed25519 seed)")
     message = session_authenticator(member_id, ephemeral_public, nonce, sid)
-    return bytes(SigningKey(static_signing_key).sign(message).signature)
+    return bytes(_signing_key(static_signing_key).sign(message).signature)
 
 
 def _verify(public: bytes, message: bytes, signature: bytes, what: str) -> None:
@@ -446,7 +458,7 @@ def sign_packet(ephemeral_signing_key: bytes, message: bytes) -> bytes:
     """MESSAGE_SIGNATURE of a greeting packet: ed25519 by the ephemeral key (seed) over
     b"greetmsgsig" || S, where S is the packet's bytes from PROTOCOL_VERSION on (5.2.3)."""
     _check_size(ephemeral_signing_key, KEY_SIZE, "the ephemeral signing key (an ed25519 seed)")
-    return bytes(SigningKey(ephemeral_signing_key).sign(GREET_SIG_CONTEXT + message).signature)
+    return bytes(_signing_key(ephemeral_signing_key).sign(GREET_SIG_CONTEXT + message).signature)
 
 
 def verify_packet_signature(ephemeral_public: bytes, message: bytes, signature: bytes) -> None:

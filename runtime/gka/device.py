@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +88,6 @@ class Operation:
     sid: bytes = b""
     cardinal: bytes = b""
     final: bytes | None = None  # the downflow's reference
-    confirmed: frozenset[str] = frozenset()  # members whose session signature verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +101,7 @@ class Packet:
 
 _COPY: dict[str, Copier] = dict.fromkeys(
     ("name", "identity", "directory", "session", "operation", "request", "packet", "message", "verdict",
-     "parent", "taken", "log", "left"), share)
+     "parent", "taken", "log", "left", "confirmed"), share)
 
 
 @dataclass(eq=False)
@@ -111,7 +111,7 @@ class GreetingMember:
 
     name: str
     identity: SigningKeyPair
-    directory: tuple[tuple[str, bytes], ...]
+    directory: Mapping[str, bytes]  # read-only: every member (and every copy) shares it
     rng: random.Random = field(default_factory=random.Random)
     machine: Any = None
     session: Session | None = None
@@ -125,6 +125,9 @@ class GreetingMember:
     parent: bytes | None = None
     taken: bytes | None = None
     left: bool = False  # excluded from the session
+    # Members whose session signature verified in the operation under way (phase 3).
+    # Kept beside the operation, not in it: it grows with every acknowledgement.
+    confirmed: frozenset[str] = frozenset()
     log: tuple[str, ...] = ()  # what failed and why, for the application
 
     def __deepcopy__(self, memo: dict[int, Any]) -> GreetingMember:
@@ -140,10 +143,10 @@ class GreetingMember:
         return self.rng.getrandbits(8 * n).to_bytes(n, "big")
 
     def _static_key(self, member: str) -> bytes:
-        for name, key in self.directory:
-            if name == member:
-                return key
-        raise GkaCryptoError(f"no static identity key for member {member!r}")
+        key = self.directory.get(member)
+        if key is None:
+            raise GkaCryptoError(f"no static identity key for member {member!r}")
+        return key
 
     def _fail(self, why: str) -> None:
         self.log = (*self.log, why)
@@ -280,7 +283,7 @@ class GreetingMember:
     def _abort(self, why: str) -> None:
         if self.operation is not None:
             self._fail(why)
-        self.operation = None
+        self.operation, self.confirmed = None, frozenset()
         self.taken = None  # the parent is open again for the next operation
 
     # --- the application's side
@@ -356,7 +359,8 @@ class GreetingMember:
         self.operation = dataclasses.replace(
             op, members=members, intermediate_keys=tuple(m.intermediateKeys), nonces=tuple(m.nonces),
             ephemeral_keys=tuple(m.ephemeralKeys), sid=sid, cardinal=cardinal, final=self.packet.reference,
-            confirmed=frozenset({m.source}), initial=op.initial if op.initial is not None else self.taken)
+            initial=op.initial if op.initial is not None else self.taken)
+        self.confirmed = frozenset({m.source})
         return True
 
     def _operation_for_downflow(self, m: Any) -> Operation | None:
@@ -387,12 +391,12 @@ class GreetingMember:
         except GkaCryptoError as e:
             self._fail(f"confirmation from {m.source}: {e}")
             return False
-        self.operation = dataclasses.replace(op, confirmed=op.confirmed | {m.source})
+        self.confirmed |= {m.source}
         return True
 
     def allConfirmed(self) -> bool:
         op = self.operation
-        return op is not None and bool(op.sid) and op.confirmed >= set(op.members)
+        return op is not None and bool(op.sid) and self.confirmed.issuperset(op.members)
 
     # --- actions
 
@@ -498,7 +502,8 @@ class GreetingMember:
         op = self.operation
         assert op is not None
         sid = crypto.session_id(op.members, list(op.nonces))
-        self.operation = op = dataclasses.replace(op, sid=sid, confirmed=frozenset({self.name}))
+        self.operation = op = dataclasses.replace(op, sid=sid)
+        self.confirmed = frozenset({self.name})
         signature = crypto.session_signature(self.identity.seed, self.name, op.own_ephemeral.public, op.own_nonce,
                                              sid)
         self._fill(signature=signature)
@@ -509,7 +514,7 @@ class GreetingMember:
         assert op is not None
         signature = crypto.session_signature(self.identity.seed, self.name, op.own_ephemeral.public, op.own_nonce,
                                              op.sid)
-        self.operation = dataclasses.replace(op, confirmed=op.confirmed | {self.name})
+        self.confirmed |= {self.name}
         self.buffer.source = self.name
         self.buffer.sessionSignature = signature
         self.buffer.prevPf = op.initial
@@ -522,8 +527,8 @@ class GreetingMember:
         initial, final = op.initial, op.final
         self.session = Session(op.members, op.intermediate_keys, op.privates, op.nonces, op.ephemeral_keys,
                                op.own_ephemeral, op.sid, crypto.group_key(op.cardinal), final,
-                               next_chain_hash(op.chain_hash, initial, final), op.confirmed)
-        self.operation = None
+                               next_chain_hash(op.chain_hash, initial, final), self.confirmed)
+        self.operation, self.confirmed = None, frozenset()
         self.parent, self.taken = final, None
 
     def abortOperation(self) -> None:

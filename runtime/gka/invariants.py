@@ -21,7 +21,7 @@ def member(world: World, name: str) -> GreetingMember:
 
 
 def snapshot_device(d: GreetingMember) -> Any:
-    return (d.session, d.operation, d.request, d.parent, d.taken, d.left)
+    return (d.session, d.operation, d.confirmed, d.request, d.parent, d.taken, d.left)
 
 
 def observed(party: Any) -> Any:

@@ -20,6 +20,7 @@ one group key), `different_group_key = [["alice", "dave"]]`, `no_session = ["dav
 from __future__ import annotations
 
 import random
+from types import MappingProxyType
 from typing import Any
 
 from runtime.gka import crypto
@@ -33,7 +34,7 @@ OPERATIONS = {"Establish": "establish", "Include": "include", "Exclude": "exclud
 
 def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str, GreetingMember]:
     keys = {spec["name"]: crypto.signing_key_pair(rng.getrandbits(256).to_bytes(32, "big")) for spec in parties}
-    directory = tuple(sorted((name, pair.public) for name, pair in keys.items()))
+    directory = MappingProxyType({name: pair.public for name, pair in sorted(keys.items())})
     return {name: GreetingMember(name, pair, directory, SeededRandom(rng.getrandbits(64)))
             for name, pair in keys.items()}
 
