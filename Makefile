@@ -41,6 +41,7 @@ bench: setup
 	$(PY) bench/bench_compiler.py
 	$(PY) bench/bench_dispatch.py
 	$(PY) bench/bench_explore.py
+	$(PY) bench/bench_gka.py
 
 check: setup
 	$(VENV)/bin/ruff check fsmc runtime generated tests bench
