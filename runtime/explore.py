@@ -77,6 +77,9 @@ class World:
     # progress is only promised on an undisturbed run.
     disturbed: bool = False
     ignored: list[tuple[str, str, str]] = field(default_factory=list)  # this step's (party, state, event)
+    # Whether this step sent anything, or tried to and was held back by a rate limit
+    # (whether a rate limit holds depends on the clock, which timeouts move).
+    sent: bool = False
 
     def __deepcopy__(self, memo: dict[int, Any]) -> World:
         # The explorer copies a world at every transition (Explorer.apply): each class of
@@ -101,7 +104,7 @@ class World:
 # deep-copied. Budgets are ints, acceptances frozensets, ignored events tuples of str.
 _WORLD_COPY: dict[str, Copier] = {
     "budget": values, "accepted": values, "dup_used": share, "faults": share, "timeouts_fired": share,
-    "disturbed": share,
+    "disturbed": share, "sent": share,
     "ignored": values,
 }
 
@@ -152,6 +155,7 @@ class Explorer:
         self.max_depth = max_depth
         self.max_states = max_states
         self.max_faults = max_faults
+        self._ratelimits: dict[type, dict[int, int]] = {}  # machine class -> message id -> seconds
         self.user_events, self.timeouts, self.signals = user_events, timeouts, signals
         module = importlib.import_module(invariants or scenario.explore.get("invariants", scenario.devices))
         self.safety: list[Invariant] = list(getattr(module, "SAFETY", []))
@@ -189,15 +193,30 @@ class Explorer:
     # --- canonical snapshot
 
     def snapshot(self, world: World) -> Any:
+        """What tells worlds apart. Time enters only relative to now (a timer's time
+        left, a rate limit's window left): every comparison the runtime makes with the
+        clock is relative, so two worlds that differ only in when they happen behave
+        alike, and are one state."""
         parties = []
+        now = world.sim.now
         for name, p in sorted(world.parties.items()):
+            left = None if p.deadline is None else p.deadline - now
+            limits = frozenset((mid, last + self._ratelimit(p, mid) - now) for mid, last in p._last_sent.items()
+                               if last + self._ratelimit(p, mid) > now)
             parties.append((name, int(p.machine._state), _buffer(p.machine), self.snapshot_device(p.device),
-                            p.deadline is not None, frozenset(p._last_sent), p.active_transport))
+                            left, limits, p.active_transport))
         queues = tuple((r, tuple((d.label, d.copy) for d in q))
                        for r, q in sorted(world.sim.network._queues.items()))
         return (tuple(parties), queues, tuple(sorted(world.budget.items())),
                 tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items())),
                 world.dup_used, world.faults if self.max_faults is not None else 0, world.disturbed)
+
+    def _ratelimit(self, party: Party, message_id: int) -> float:
+        limits = self._ratelimits.get(type(party.machine))
+        if limits is None:
+            limits = self._ratelimits[type(party.machine)] = {
+                cls.ID: cls.RATELIMIT for cls in party.codec._by_choice.values()}
+        return float(limits.get(message_id, 0))
 
     # --- the environment's choices
 
@@ -233,7 +252,7 @@ class Explorer:
     def apply(self, world: World, choice: Choice, keep_trace: bool = False) -> World:
         """The world after `choice`; `world` itself is left as it was."""
         new = copy.deepcopy(world)
-        new.ignored = []
+        new.ignored, new.sent = [], False
         trace = new.sim.trace
         start = len(trace)
         self._step(new, choice)
@@ -241,6 +260,8 @@ class Explorer:
             if e.kind == "ignored":
                 event, _, state = e.detail.partition(" in ")
                 new.ignored.append((e.party, state, event))
+            elif e.kind == "send" or (e.kind == "drop" and e.peer is None and "rate limit" in e.detail):
+                new.sent = True
         if not keep_trace:
             del trace[:]  # a path's trace is rebuilt by replaying it
             del new.sim.network.log[:]
@@ -299,26 +320,40 @@ class Explorer:
             for c in choices:
                 by_party.setdefault(c.party, []).append(c)
             for party, own in sorted(by_party.items()):
-                if len(own) == 1 and own[0].kind == "deliver":
-                    nxt = self.apply(world, own[0])
-                    if self._silent(world, nxt, party):
-                        return [(own[0], nxt)]
-                    done[own[0]] = nxt
+                # The party's choices all concern the head of its queue: deliver it, or
+                # lose or duplicate it where the fault budget allows.
+                if not all(c.kind in ("deliver", "lose", "dup") and c.index == 0 for c in own):
+                    continue
+                ample = []
+                for c in own:
+                    nxt = done[c] = self.apply(world, c)
+                    ample.append((c, nxt))
+                if all(self._silent(world, nxt, party) for _, nxt in ample):
+                    return ample
         return [(c, done[c] if c in done else self.apply(world, c)) for c in choices]
 
     def _silent(self, world: World, nxt: World, party: str) -> bool:
-        """Partial-order reduction. A delivery to a party that can do nothing else now
-        (no dialog, timer, signal or fault choice of its own), which sends nothing and
-        leaves unchanged what the safety invariants observe of it, commutes with every
-        other party's choices: no one else can change what that party does with the
-        message, nor can the message be taken away or overtaken (no reordering then).
-        Every path that interleaves others' steps before it reaches, after it, the same
-        worlds as the path that takes it first, and the worlds in between are neither
+        """Partial-order reduction. When all a party can do now is deliver, lose or
+        duplicate the message at the head of its queue (no dialog, timer or signal of its
+        own), and each of these sends nothing (nor tries to: a rate limit depends on the
+        clock) and leaves unchanged what the safety
+        invariants observe of it, they commute with every other party's choices: no one
+        else can change what the party does with the message, nor take it away or
+        overtake it (no reordering then); others' posts only append behind it. (A fault
+        here and a fault elsewhere draw on one budget: where only one fits, the runs with
+        the other fault are still explored, after this party's delivery.) Every path
+        that interleaves others' steps first reaches, after this party's step, the same
+        worlds as a path that takes it first, and the worlds in between are neither
         quiet (the message is in flight) nor different for the safety invariants. So
-        only the path that takes it first is explored. `reduce=False` turns it off."""
+        only the paths that take it first are explored. `reduce=False` turns it off."""
         assert self.observed is not None
-        return (nxt.sim.network._seq == world.sim.network._seq
-                and self.observed(nxt.parties[party]) == self.observed(world.parties[party]))
+        before, after = world.parties[party], nxt.parties[party]
+        # Time only moves when a timeout fires; then a delivery that starts a timer (a
+        # change into a state with a timeout) depends on when it happens: the deadline is
+        # counted from then, and a later timeout moves the clock to it.
+        timers = (self.timeouts == 0 or after.deadline is None
+                  or after.machine._state == before.machine._state)
+        return not nxt.sent and timers and self.observed(after) == self.observed(before)
 
     def run(self, progress: Callable[[Report], None] | None = None) -> Report:
         report = Report()

@@ -61,14 +61,18 @@ def quiet_worlds(explorer: Explorer) -> tuple[Report, dict[object, tuple[str, ..
     return explorer.run(), found
 
 
-@pytest.mark.parametrize("settings", [{}, {"faults": frozenset({"reorder"}), "max_faults": 1},
-                                      {"user_events": 2}], ids=["plain", "reorder", "two-answers"])
+@pytest.mark.parametrize("settings", [
+    {}, {"faults": frozenset({"reorder"}), "max_faults": 1}, {"user_events": 2},
+    {"faults": frozenset({"loss", "dup"}), "max_faults": 1},
+    {"timeouts": 1},  # time moves: timers and rate limits depend on when things happen
+], ids=["plain", "reorder", "two-answers", "loss-dup", "timeouts"])
 def test_the_reduction_loses_no_quiet_state_and_no_violation(form: Scenario, settings: dict) -> None:  # type: ignore[type-arg]
     full, full_quiet = quiet_worlds(Explorer(form, reduce=False, **settings))
     reduced, reduced_quiet = quiet_worlds(Explorer(form, **settings))
     assert reduced.states < full.states
     assert set(reduced_quiet) == set(full_quiet)
     assert {v.invariant for v in reduced.violations} == {v.invariant for v in full.violations}
+    assert reduced.terminal_states == full.terminal_states
 
 
 def test_bounds_are_reported_and_never_a_proof(form: Scenario) -> None:
