@@ -164,8 +164,6 @@ class Explorer:
         self.snapshot_device: Callable[[Any], Any] = module.snapshot_device
         # What the safety invariants read of one party; declaring it allows the reduction.
         self.observed: Callable[[Party], Any] | None = getattr(module, "observed", None) if reduce else None
-        devices = importlib.import_module(scenario.devices)
-        self.before_event: Callable[[Any, str], None] | None = getattr(devices, "before_event", None)
 
     # --- the initial world: the scenario's steps up to the first one the explorer owns
 
@@ -295,9 +293,7 @@ class Explorer:
                 # protocol has one (invariants ask whether both sides of it accepted).
                 negotiation = getattr(party.device, "negotiation", None)
                 world.accepted[choice.party] = world.accepted[choice.party] | {negotiation}
-            elif kind == "signal" and self.before_event is not None:
-                self.before_event(party.device, choice.detail)
-            party.event(party.machine.Event[choice.detail], choice.detail)  # type: ignore[attr-defined]
+            sim.step({"party": choice.party, "event": choice.detail})  # as a scenario step would
         elif choice.kind == "timeout":
             party = sim.parties[choice.party]
             world.budget[(choice.party, "timeout")] -= 1
