@@ -155,7 +155,6 @@ class Explorer:
         self.max_depth = max_depth
         self.max_states = max_states
         self.max_faults = max_faults
-        self._ratelimits: dict[type, dict[int, int]] = {}  # machine class -> message id -> seconds
         self.user_events, self.timeouts, self.signals = user_events, timeouts, signals
         module = importlib.import_module(invariants or scenario.explore.get("invariants", scenario.devices))
         self.safety: list[Invariant] = list(getattr(module, "SAFETY", []))
@@ -199,8 +198,7 @@ class Explorer:
         now = world.sim.now
         for name, p in sorted(world.parties.items()):
             left = None if p.deadline is None else p.deadline - now
-            limits = frozenset((mid, last + self._ratelimit(p, mid) - now) for mid, last in p._last_sent.items()
-                               if last + self._ratelimit(p, mid) > now)
+            limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
             parties.append((name, int(p.machine._state), _buffer(p.machine), self.snapshot_device(p.device),
                             left, limits, p.active_transport))
         queues = tuple((r, tuple((d.label, d.copy) for d in q))
@@ -208,13 +206,6 @@ class Explorer:
         return (tuple(parties), queues, tuple(sorted(world.budget.items())),
                 tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items())),
                 world.dup_used, world.faults if self.max_faults is not None else 0, world.disturbed)
-
-    def _ratelimit(self, party: Party, message_id: int) -> float:
-        limits = self._ratelimits.get(type(party.machine))
-        if limits is None:
-            limits = self._ratelimits[type(party.machine)] = {
-                cls.ID: cls.RATELIMIT for cls in party.codec._by_choice.values()}
-        return float(limits.get(message_id, 0))
 
     # --- the environment's choices
 

@@ -114,7 +114,8 @@ class Party:
     transports: tuple[str, ...] = ("channel",)
     active_transport: str | None = None
     deadline: float | None = None
-    _last_sent: dict[int, float] = field(default_factory=dict)
+    # Message id -> when its rate limit (A.1.6.4) lets it be sent again.
+    rate_limited_until: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.network.attach(self.name, self.transports)
@@ -199,11 +200,11 @@ class Party:
     def _send(self, effect: Send) -> None:
         message = effect.message
         now = self.clock()
-        last = self._last_sent.get(message.ID)
-        if message.RATELIMIT and last is not None and now - last < message.RATELIMIT:
+        if now < self.rate_limited_until.get(message.ID, now):
             self._log("drop", f"{message.NAME}: rate limit {message.RATELIMIT}s", message=message.NAME)
             return
-        self._last_sent[message.ID] = now
+        if message.RATELIMIT:
+            self.rate_limited_until[message.ID] = now + message.RATELIMIT
         data = self.device.seal(message, self.codec.encode(message), effect.context)
         # A.1.6.2: broadcast is copied on all transports; anycast (and a message to one
         # party) goes on the active transport, the one the last Sync message came in on.
@@ -224,7 +225,7 @@ class Party:
 # trace holds frozen TraceEntry records, and is the simulation's own list (see values).
 _PARTY_COPY: dict[str, Copier] = {
     "name": share, "transports": share, "active_transport": share, "deadline": share,
-    "trace": values, "_last_sent": values,
+    "trace": values, "rate_limited_until": values,
 }
 
 
