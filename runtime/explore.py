@@ -225,15 +225,14 @@ class Explorer:
         for name, p in sorted(world.parties.items()):
             if p.machine.stopped:
                 continue
-            table = p.machine._table[p.machine._state]
             events = p.machine.Event  # type: ignore[attr-defined]
             if world.budget[(name, "user")] > 0:
                 for event in USER_EVENTS:
-                    if event in events.__members__ and events[event] in table:
+                    if event in events.__members__ and p.machine.handles(events[event]):
                         yield Choice("event", name, event)
             if world.budget[(name, "signal")] > 0:
                 for event in self.signals:
-                    if events[event] in table:
+                    if p.machine.handles(events[event]):
                         yield Choice("event", name, event)
             if world.budget[(name, "timeout")] > 0 and p.deadline is not None:
                 yield Choice("timeout", name)

@@ -165,6 +165,10 @@ class Machine:
     def stopped(self) -> bool:
         return self._state == END
 
+    def handles(self, event: int) -> bool:
+        """Whether the state the machine is in has a handler for `event`."""
+        return event in self._table[self._state]
+
     def reset(self, state: int | None = None) -> None:
         """Put the machine into `state` (default InitState) without running handlers."""
         self._state = self.INITIAL if state is None else state

@@ -87,7 +87,7 @@ def no_stall(world: World) -> str | None:
 
 def _dialog_open(party: Any) -> bool:
     machine = party.machine
-    return bool(machine.Event["Accept"] in machine._table[machine._state])
+    return bool(machine.handles(machine.Event["Accept"]))
 
 
 def agreement_on_the_outcome(world: World) -> str | None:
