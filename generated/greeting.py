@@ -53,6 +53,17 @@ class MemberState(enum.IntEnum):
     Confirming = 5
 
 
+# The states as plain ints, for the handlers to return (`go`): on CPython 3.11 looking up
+# an IntEnum member costs several times a global, and an IntEnum indexes the handler
+# table through __index__. bench/bench_dispatch.py measures the difference.
+MEMBER_END = 0
+MEMBER_INIT_STATE = 1
+MEMBER_ALONE = 2
+MEMBER_IN_SESSION = 3
+MEMBER_UPFLOWING = 4
+MEMBER_CONFIRMING = 5
+
+
 class MemberEvent(enum.IntEnum):
     """Numbered as the pEp engine numbers them, so applications can inject by number."""
 
@@ -386,8 +397,8 @@ class Member(Machine):
         """on Init (init, line 34)."""
         b = self.bindings
         if b.inSession():
-            return MemberState.InSession
-        return MemberState.Alone
+            return MEMBER_IN_SESSION
+        return MEMBER_ALONE
 
     # --- state Alone
 
@@ -397,7 +408,7 @@ class Member(Machine):
         b.startOperation()
         b.contributeToUpflow()
         self.send(Upflow, to=b.nextMember())
-        return MemberState.Upflowing
+        return MEMBER_UPFLOWING
 
     def Alone_Upflow(self) -> int | None:
         """on Upflow (message, line 50)."""
@@ -407,10 +418,10 @@ class Member(Machine):
             if b.lastInUpflow():
                 b.contributeToDownflow()
                 self.send(Downflow)
-                return MemberState.Confirming
+                return MEMBER_CONFIRMING
             b.contributeToUpflow()
             self.send(Upflow, to=b.nextMember())
-            return MemberState.Upflowing
+            return MEMBER_UPFLOWING
         return None
 
     # --- state InSession
@@ -421,7 +432,7 @@ class Member(Machine):
         b.startOperation()
         b.renewContribution()
         self.send(Upflow)
-        return MemberState.Upflowing
+        return MEMBER_UPFLOWING
 
     def InSession_Exclude(self) -> int | None:
         """on Exclude (external, line 76)."""
@@ -429,7 +440,7 @@ class Member(Machine):
         b.startOperation()
         b.renewContribution()
         self.send(Downflow)
-        return MemberState.Confirming
+        return MEMBER_CONFIRMING
 
     def InSession_Refresh(self) -> int | None:
         """on Refresh (external, line 83)."""
@@ -437,7 +448,7 @@ class Member(Machine):
         b.startOperation()
         b.renewContribution()
         self.send(Downflow)
-        return MemberState.Confirming
+        return MEMBER_CONFIRMING
 
     def InSession_Downflow(self) -> int | None:
         """on Downflow (message, line 90)."""
@@ -445,11 +456,11 @@ class Member(Machine):
         if b.acceptedByResolver():
             if b.weAreExcluded():
                 b.leaveSession()
-                return MemberState.Alone
+                return MEMBER_ALONE
             if b.downflowVerified():
                 b.acknowledge()
                 self.send(Confirm)
-                return MemberState.Confirming
+                return MEMBER_CONFIRMING
             self.debug("downflow failed verification; the session stays as it was")
         return None
 
@@ -462,11 +473,11 @@ class Member(Machine):
             if b.downflowVerified():
                 b.acknowledge()
                 self.send(Confirm)
-                return MemberState.Confirming
+                return MEMBER_CONFIRMING
             b.abortOperation()
             if b.inSession():
-                return MemberState.InSession
-            return MemberState.Alone
+                return MEMBER_IN_SESSION
+            return MEMBER_ALONE
         return None
 
     # --- state Confirming
@@ -480,11 +491,11 @@ class Member(Machine):
                 self.send(Confirm)
                 if b.allConfirmed():
                     b.completeOperation()
-                    return MemberState.InSession
-                return MemberState.Confirming
+                    return MEMBER_IN_SESSION
+                return MEMBER_CONFIRMING
             if b.inSession():
-                return MemberState.InSession
-            return MemberState.Alone
+                return MEMBER_IN_SESSION
+            return MEMBER_ALONE
         return None
 
     def Confirming_Init(self) -> int | None:
@@ -492,7 +503,7 @@ class Member(Machine):
         b = self.bindings
         if b.allConfirmed():
             b.completeOperation()
-            return MemberState.InSession
+            return MEMBER_IN_SESSION
         return None
 
     def Confirming_Confirm(self) -> int | None:
@@ -501,12 +512,12 @@ class Member(Machine):
         if b.confirmationVerified():
             if b.allConfirmed():
                 b.completeOperation()
-                return MemberState.InSession
+                return MEMBER_IN_SESSION
         else:
             b.abortOperation()
             if b.inSession():
-                return MemberState.InSession
-            return MemberState.Alone
+                return MEMBER_IN_SESSION
+            return MEMBER_ALONE
         return None
 
     TIMEOUTS: ClassVar[dict[int, float | None]] = {

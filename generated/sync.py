@@ -104,6 +104,29 @@ class KeySyncState(enum.IntEnum):
     HandshakingGroupedPhase1 = 17
 
 
+# The states as plain ints, for the handlers to return (`go`): on CPython 3.11 looking up
+# an IntEnum member costs several times a global, and an IntEnum indexes the handler
+# table through __index__. bench/bench_dispatch.py measures the difference.
+KEYSYNC_END = 0
+KEYSYNC_INIT_STATE = 1
+KEYSYNC_SOLE = 2
+KEYSYNC_HANDSHAKING_OFFERER = 3
+KEYSYNC_HANDSHAKING_REQUESTER = 4
+KEYSYNC_HANDSHAKING_PHASE1_OFFERER = 5
+KEYSYNC_HANDSHAKING_PHASE1_REQUESTER = 6
+KEYSYNC_HANDSHAKING_PHASE2_OFFERER = 7
+KEYSYNC_FORMING_GROUP_OFFERER = 8
+KEYSYNC_FORMING_GROUP_REQUESTER = 9
+KEYSYNC_GROUPED = 10
+KEYSYNC_GROUP_KEY_RESET_ELECTION = 11
+KEYSYNC_HANDSHAKING_TO_JOIN = 12
+KEYSYNC_HANDSHAKING_TO_JOIN_PHASE1 = 13
+KEYSYNC_HANDSHAKING_TO_JOIN_PHASE2 = 14
+KEYSYNC_JOINING_GROUP = 15
+KEYSYNC_HANDSHAKING_GROUPED = 16
+KEYSYNC_HANDSHAKING_GROUPED_PHASE1 = 17
+
+
 class KeySyncEvent(enum.IntEnum):
     """Numbered as the pEp engine numbers them, so applications can inject by number."""
 
@@ -868,11 +891,11 @@ class KeySync(Machine):
         b = self.bindings
         if b.deviceGrouped():
             self.send(SynchronizeGroupKeys)
-            return KeySyncState.Grouped
+            return KEYSYNC_GROUPED
         b.newChallengeAndNegotiationBase()
         self.debug("initial Beacon")
         self.send(Beacon)
-        return KeySyncState.Sole
+        return KEYSYNC_SOLE
 
     # --- state Sole
 
@@ -918,7 +941,7 @@ class KeySync(Machine):
         if b.sameChallenge():
             b.storeNegotiation()
             self.send(NegotiationOpen)
-            return KeySyncState.HandshakingOfferer
+            return KEYSYNC_HANDSHAKING_OFFERER
         return None
 
     def Sole_NegotiationRequestGrouped(self) -> int | None:
@@ -927,7 +950,7 @@ class KeySync(Machine):
         if b.sameChallenge():
             b.storeNegotiation()
             self.send(NegotiationOpen)
-            return KeySyncState.HandshakingToJoin
+            return KEYSYNC_HANDSHAKING_TO_JOIN
         return None
 
     def Sole_NegotiationOpen(self) -> int | None:
@@ -936,7 +959,7 @@ class KeySync(Machine):
         if b.sameResponse():
             self.debug("Requester is receiving NegotiationOpen")
             b.storeNegotiation()
-            return KeySyncState.HandshakingRequester
+            return KEYSYNC_HANDSHAKING_REQUESTER
         else:
             self.debug("cannot approve NegotiationOpen")
         return None
@@ -952,13 +975,13 @@ class KeySync(Machine):
     def HandshakingOfferer_Cancel(self) -> int | None:
         """on Cancel (external, line 112)."""
         self.send(Rollback)
-        return KeySyncState.Sole
+        return KEYSYNC_SOLE
 
     def HandshakingOfferer_Rollback(self) -> int | None:
         """on Rollback (message, line 117)."""
         b = self.bindings
         if b.sameNegotiation():
-            return KeySyncState.Sole
+            return KEYSYNC_SOLE
         return None
 
     def HandshakingOfferer_Reject(self) -> int | None:
@@ -966,27 +989,27 @@ class KeySync(Machine):
         b = self.bindings
         self.send(CommitReject)
         b.disable()
-        return KeySyncState.End
+        return KEYSYNC_END
 
     def HandshakingOfferer_CommitReject(self) -> int | None:
         """on CommitReject (message, line 129)."""
         b = self.bindings
         if b.sameNegotiation():
             b.disable()
-            return KeySyncState.End
+            return KEYSYNC_END
         return None
 
     def HandshakingOfferer_Accept(self) -> int | None:
         """on Accept (external, line 137)."""
         b = self.bindings
         b.trustThisKey()
-        return KeySyncState.HandshakingPhase1Offerer
+        return KEYSYNC_HANDSHAKING_PHASE1_OFFERER
 
     def HandshakingOfferer_CommitAcceptRequester(self) -> int | None:
         """on CommitAcceptRequester (message, line 143)."""
         b = self.bindings
         if b.sameNegotiation():
-            return KeySyncState.HandshakingPhase2Offerer
+            return KEYSYNC_HANDSHAKING_PHASE2_OFFERER
         return None
 
     # --- state HandshakingRequester
@@ -1000,13 +1023,13 @@ class KeySync(Machine):
     def HandshakingRequester_Cancel(self) -> int | None:
         """on Cancel (external, line 155)."""
         self.send(Rollback)
-        return KeySyncState.Sole
+        return KEYSYNC_SOLE
 
     def HandshakingRequester_Rollback(self) -> int | None:
         """on Rollback (message, line 162)."""
         b = self.bindings
         if b.sameNegotiation():
-            return KeySyncState.Sole
+            return KEYSYNC_SOLE
         return None
 
     def HandshakingRequester_Reject(self) -> int | None:
@@ -1014,14 +1037,14 @@ class KeySync(Machine):
         b = self.bindings
         self.send(CommitReject)
         b.disable()
-        return KeySyncState.End
+        return KEYSYNC_END
 
     def HandshakingRequester_CommitReject(self) -> int | None:
         """on CommitReject (message, line 174)."""
         b = self.bindings
         if b.sameNegotiation():
             b.disable()
-            return KeySyncState.End
+            return KEYSYNC_END
         return None
 
     def HandshakingRequester_Accept(self) -> int | None:
@@ -1029,7 +1052,7 @@ class KeySync(Machine):
         b = self.bindings
         b.trustThisKey()
         self.send(CommitAcceptRequester)
-        return KeySyncState.HandshakingPhase1Requester
+        return KEYSYNC_HANDSHAKING_PHASE1_REQUESTER
 
     # --- state HandshakingPhase1Offerer
 
@@ -1038,7 +1061,7 @@ class KeySync(Machine):
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
-            return KeySyncState.Sole
+            return KEYSYNC_SOLE
         return None
 
     def HandshakingPhase1Offerer_CommitReject(self) -> int | None:
@@ -1047,7 +1070,7 @@ class KeySync(Machine):
         if b.sameNegotiation():
             b.untrustThisKey()
             b.disable()
-            return KeySyncState.End
+            return KEYSYNC_END
         return None
 
     def HandshakingPhase1Offerer_CommitAcceptRequester(self) -> int | None:
@@ -1055,7 +1078,7 @@ class KeySync(Machine):
         b = self.bindings
         if b.sameNegotiation():
             self.send(CommitAcceptOfferer)
-            return KeySyncState.FormingGroupOfferer
+            return KEYSYNC_FORMING_GROUP_OFFERER
         return None
 
     # --- state HandshakingPhase1Requester
@@ -1065,7 +1088,7 @@ class KeySync(Machine):
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
-            return KeySyncState.Sole
+            return KEYSYNC_SOLE
         return None
 
     def HandshakingPhase1Requester_CommitReject(self) -> int | None:
@@ -1074,7 +1097,7 @@ class KeySync(Machine):
         if b.sameNegotiation():
             b.untrustThisKey()
             b.disable()
-            return KeySyncState.End
+            return KEYSYNC_END
         return None
 
     def HandshakingPhase1Requester_CommitAcceptOfferer(self) -> int | None:
@@ -1083,7 +1106,7 @@ class KeySync(Machine):
         if b.sameNegotiation():
             b.prepareOwnKeys()
             self.send(OwnKeysRequester)
-            return KeySyncState.FormingGroupRequester
+            return KEYSYNC_FORMING_GROUP_REQUESTER
         return None
 
     # --- state HandshakingPhase2Offerer
@@ -1091,21 +1114,21 @@ class KeySync(Machine):
     def HandshakingPhase2Offerer_Cancel(self) -> int | None:
         """on Cancel (external, line 242)."""
         self.send(Rollback)
-        return KeySyncState.Sole
+        return KEYSYNC_SOLE
 
     def HandshakingPhase2Offerer_Reject(self) -> int | None:
         """on Reject (external, line 247)."""
         b = self.bindings
         self.send(CommitReject)
         b.disable()
-        return KeySyncState.End
+        return KEYSYNC_END
 
     def HandshakingPhase2Offerer_Accept(self) -> int | None:
         """on Accept (external, line 253)."""
         b = self.bindings
         b.trustThisKey()
         self.send(CommitAcceptOfferer)
-        return KeySyncState.FormingGroupOfferer
+        return KEYSYNC_FORMING_GROUP_OFFERER
 
     # --- state FormingGroupOfferer
 
@@ -1119,11 +1142,11 @@ class KeySync(Machine):
     def FormingGroupOfferer_Cancel(self) -> int | None:
         """on Cancel (external, line 268)."""
         self.send(Rollback)
-        return KeySyncState.Sole
+        return KEYSYNC_SOLE
 
     def FormingGroupOfferer_Rollback(self) -> int | None:
         """on Rollback (message, line 273)."""
-        return KeySyncState.Sole
+        return KEYSYNC_SOLE
 
     def FormingGroupOfferer_OwnKeysRequester(self) -> int | None:
         """on OwnKeysRequester (message, line 276)."""
@@ -1134,7 +1157,7 @@ class KeySync(Machine):
             b.prepareOwnKeysFromBackup()
             self.send(OwnKeysOfferer)
             b.showGroupCreated()
-            return KeySyncState.Grouped
+            return KEYSYNC_GROUPED
         return None
 
     # --- state FormingGroupRequester
@@ -1142,11 +1165,11 @@ class KeySync(Machine):
     def FormingGroupRequester_Cancel(self) -> int | None:
         """on Cancel (external, line 292)."""
         self.send(Rollback)
-        return KeySyncState.Sole
+        return KEYSYNC_SOLE
 
     def FormingGroupRequester_Rollback(self) -> int | None:
         """on Rollback (message, line 297)."""
-        return KeySyncState.Sole
+        return KEYSYNC_SOLE
 
     def FormingGroupRequester_OwnKeysOfferer(self) -> int | None:
         """on OwnKeysOfferer (message, line 300)."""
@@ -1156,7 +1179,7 @@ class KeySync(Machine):
             b.prepareOwnKeys()
             b.ownKeysAreDefaultKeys()
             b.showGroupCreated()
-            return KeySyncState.Grouped
+            return KEYSYNC_GROUPED
         return None
 
     # --- state Grouped
@@ -1212,7 +1235,7 @@ class KeySync(Machine):
             b.storeNegotiation()
             b.useThisKey()
             self.send(GroupHandshake)
-            return KeySyncState.HandshakingGrouped
+            return KEYSYNC_HANDSHAKING_GROUPED
         else:
             self.debug("cannot approve NegotiationOpen")
         return None
@@ -1222,7 +1245,7 @@ class KeySync(Machine):
         b = self.bindings
         b.storeNegotiation()
         b.storeThisKey()
-        return KeySyncState.HandshakingGrouped
+        return KEYSYNC_HANDSHAKING_GROUPED
 
     def Grouped_GroupTrustThisKey(self) -> int | None:
         """on GroupTrustThisKey (message, line 365)."""
@@ -1245,7 +1268,7 @@ class KeySync(Machine):
         self.debug("unled group key reset; new group keys will be elected")
         b.useOwnResponse()
         self.send(ElectGroupKeyResetLeader)
-        return KeySyncState.GroupKeyResetElection
+        return KEYSYNC_GROUP_KEY_RESET_ELECTION
 
     # --- state GroupKeyResetElection
 
@@ -1254,9 +1277,9 @@ class KeySync(Machine):
         b = self.bindings
         if b.sameResponse():
             b.resetOwnGroupedKeys()
-            return KeySyncState.Grouped
+            return KEYSYNC_GROUPED
         else:
-            return KeySyncState.Grouped
+            return KEYSYNC_GROUPED
         return None
 
     # --- state HandshakingToJoin
@@ -1270,13 +1293,13 @@ class KeySync(Machine):
     def HandshakingToJoin_Cancel(self) -> int | None:
         """on Cancel (external, line 404)."""
         self.send(Rollback)
-        return KeySyncState.Sole
+        return KEYSYNC_SOLE
 
     def HandshakingToJoin_Rollback(self) -> int | None:
         """on Rollback (message, line 411)."""
         b = self.bindings
         if b.sameNegotiation():
-            return KeySyncState.Sole
+            return KEYSYNC_SOLE
         return None
 
     def HandshakingToJoin_Reject(self) -> int | None:
@@ -1284,13 +1307,13 @@ class KeySync(Machine):
         b = self.bindings
         self.send(CommitReject)
         b.disable()
-        return KeySyncState.End
+        return KEYSYNC_END
 
     def HandshakingToJoin_CommitAcceptForGroup(self) -> int | None:
         """on CommitAcceptForGroup (message, line 423)."""
         b = self.bindings
         if b.sameNegotiation():
-            return KeySyncState.HandshakingToJoinPhase2
+            return KEYSYNC_HANDSHAKING_TO_JOIN_PHASE2
         return None
 
     def HandshakingToJoin_CommitReject(self) -> int | None:
@@ -1298,14 +1321,14 @@ class KeySync(Machine):
         b = self.bindings
         if b.sameNegotiation():
             b.disable()
-            return KeySyncState.End
+            return KEYSYNC_END
         return None
 
     def HandshakingToJoin_Accept(self) -> int | None:
         """on Accept (external, line 436)."""
         b = self.bindings
         b.trustThisKey()
-        return KeySyncState.HandshakingToJoinPhase1
+        return KEYSYNC_HANDSHAKING_TO_JOIN_PHASE1
 
     # --- state HandshakingToJoinPhase1
 
@@ -1314,7 +1337,7 @@ class KeySync(Machine):
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
-            return KeySyncState.Sole
+            return KEYSYNC_SOLE
         return None
 
     def HandshakingToJoinPhase1_CommitReject(self) -> int | None:
@@ -1323,7 +1346,7 @@ class KeySync(Machine):
         if b.sameNegotiation():
             b.untrustThisKey()
             b.disable()
-            return KeySyncState.End
+            return KEYSYNC_END
         return None
 
     def HandshakingToJoinPhase1_CommitAcceptForGroup(self) -> int | None:
@@ -1331,7 +1354,7 @@ class KeySync(Machine):
         b = self.bindings
         if b.sameNegotiation():
             self.send(CommitAccept)
-            return KeySyncState.JoiningGroup
+            return KEYSYNC_JOINING_GROUP
         return None
 
     # --- state HandshakingToJoinPhase2
@@ -1339,21 +1362,21 @@ class KeySync(Machine):
     def HandshakingToJoinPhase2_Cancel(self) -> int | None:
         """on Cancel (external, line 467)."""
         self.send(Rollback)
-        return KeySyncState.Sole
+        return KEYSYNC_SOLE
 
     def HandshakingToJoinPhase2_Reject(self) -> int | None:
         """on Reject (external, line 472)."""
         b = self.bindings
         self.send(CommitReject)
         b.disable()
-        return KeySyncState.End
+        return KEYSYNC_END
 
     def HandshakingToJoinPhase2_Accept(self) -> int | None:
         """on Accept (external, line 478)."""
         b = self.bindings
         b.trustThisKey()
         self.send(CommitAccept)
-        return KeySyncState.JoiningGroup
+        return KEYSYNC_JOINING_GROUP
 
     # --- state JoiningGroup
 
@@ -1373,7 +1396,7 @@ class KeySync(Machine):
             b.prepareOwnKeysFromBackup()
             self.send(GroupKeysAndClose)
             b.showDeviceAdded()
-            return KeySyncState.Grouped
+            return KEYSYNC_GROUPED
         return None
 
     # --- state HandshakingGrouped
@@ -1387,32 +1410,32 @@ class KeySync(Machine):
     def HandshakingGrouped_Cancel(self) -> int | None:
         """on Cancel (external, line 510)."""
         self.send(Rollback)
-        return KeySyncState.Grouped
+        return KEYSYNC_GROUPED
 
     def HandshakingGrouped_Rollback(self) -> int | None:
         """on Rollback (message, line 515)."""
         b = self.bindings
         if b.sameNegotiation():
-            return KeySyncState.Grouped
+            return KEYSYNC_GROUPED
         return None
 
     def HandshakingGrouped_Reject(self) -> int | None:
         """on Reject (external, line 521)."""
         self.send(CommitReject)
-        return KeySyncState.Grouped
+        return KEYSYNC_GROUPED
 
     def HandshakingGrouped_CommitReject(self) -> int | None:
         """on CommitReject (message, line 526)."""
         b = self.bindings
         if b.sameNegotiation():
-            return KeySyncState.Grouped
+            return KEYSYNC_GROUPED
         return None
 
     def HandshakingGrouped_Accept(self) -> int | None:
         """on Accept (external, line 532)."""
         b = self.bindings
         b.trustThisKey()
-        return KeySyncState.HandshakingGroupedPhase1
+        return KEYSYNC_HANDSHAKING_GROUPED_PHASE1
 
     def HandshakingGrouped_GroupTrustThisKey(self) -> int | None:
         """on GroupTrustThisKey (message, line 537)."""
@@ -1420,7 +1443,7 @@ class KeySync(Machine):
         if b.fromGroupMember():
             b.trustThisKey()
             if b.sameNegotiation():
-                return KeySyncState.Grouped
+                return KEYSYNC_GROUPED
         return None
 
     def HandshakingGrouped_GroupKeysUpdate(self) -> int | None:
@@ -1443,7 +1466,7 @@ class KeySync(Machine):
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
-            return KeySyncState.Grouped
+            return KEYSYNC_GROUPED
         return None
 
     def HandshakingGroupedPhase1_CommitReject(self) -> int | None:
@@ -1451,7 +1474,7 @@ class KeySync(Machine):
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
-            return KeySyncState.Grouped
+            return KEYSYNC_GROUPED
         return None
 
     def HandshakingGroupedPhase1_CommitAccept(self) -> int | None:
@@ -1461,7 +1484,7 @@ class KeySync(Machine):
             b.prepareOwnKeys()
             self.send(GroupKeysForNewMember)
             b.showDeviceAccepted()
-            return KeySyncState.Grouped
+            return KEYSYNC_GROUPED
         return None
 
     def HandshakingGroupedPhase1_GroupTrustThisKey(self) -> int | None:
@@ -1482,7 +1505,7 @@ class KeySync(Machine):
         """on GroupKeysAndClose (message, line 592)."""
         b = self.bindings
         if b.fromGroupMember():
-            return KeySyncState.Grouped
+            return KEYSYNC_GROUPED
         return None
 
     TIMEOUTS: ClassVar[dict[int, float | None]] = {

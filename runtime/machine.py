@@ -100,6 +100,7 @@ Effect = Send | Debug | Transition | Ignored | Notify
 # tuple.__new__ builds a NamedTuple without its Python-level __new__: the hot path.
 _new = tuple.__new__
 Handler = Callable[[Any], int | None]
+_DEBUGS: dict[str, Debug] = {}
 
 
 class Machine:
@@ -114,14 +115,20 @@ class Machine:
     __slots__ = ("bindings", "buffer", "capture", "effects", "_state", "_queue", "_running")
 
     # HANDLERS as a list indexed by state number (states are numbered 0..n): an index is
-    # cheaper than a hash on every event. Built once per class.
+    # cheaper than a hash on every event. Keyed by plain ints: an IntEnum key makes every
+    # lookup compare through IntEnum. Built once per class.
     _table: ClassVar[list[dict[int, Handler]]]
+    # Every Transition effect made so far, by (old, new, event): there are few, they are
+    # immutable, and a dict hit costs half of building the NamedTuple (bench_dispatch).
+    _transitions: ClassVar[dict[tuple[int, int, int], Transition]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "HANDLERS" in cls.__dict__:
             size = max(cls.HANDLERS, default=-1) + 1
-            cls._table = [dict(cls.HANDLERS.get(state, {})) for state in range(size)]
+            cls._table = [{int(event): handler for event, handler in cls.HANDLERS.get(state, {}).items()}
+                          for state in range(size)]
+            cls._transitions = {}
 
     def __init__(self, bindings: Any, buffer: Any) -> None:
         self.bindings = bindings
@@ -189,33 +196,35 @@ class Machine:
         self.effects = effects
         queue = self._queue
         handlers = self._table
-        init_event = INIT
+        transitions = self._transitions
         self._running = True
         try:
-            while True:
-                state = self._state
-                if state == END:
-                    queue.clear()
-                    break
+            state = self._state
+            while state != END:  # End is terminal: what is queued then is dropped
                 handler = handlers[state].get(event)
                 if handler is None:
                     effects.append(_new(Ignored, (state, event)))
                 else:
                     new = handler(self)
-                    # Each state change runs the new state's Init at once (A.1.5.2).
+                    # Each state change runs the new state's Init at once (A.1.5.2);
+                    # End has no handlers, so the chain stops there.
                     while new is not None and new != state:
-                        effects.append(_new(Transition, (state, new, event)))
+                        key = (state, new, event)
+                        transition = transitions.get(key)
+                        if transition is None:
+                            transition = transitions[key] = _new(Transition, key)
+                        effects.append(transition)
                         self._state = state = new
-                        if new == END:
-                            break
-                        init = handlers[new].get(init_event)
+                        init = handlers[new].get(INIT)
                         if init is None:
                             break
-                        event = init_event
+                        event = INIT
                         new = init(self)
                 if not queue:
-                    break
+                    return effects
                 event = queue.popleft()
+                state = self._state
+            queue.clear()
         finally:
             self._running = False
         return effects
@@ -247,4 +256,11 @@ class Machine:
         self.effects.append(_new(Notify, (name, detail)))
 
     def debug(self, text: str) -> None:
-        self.effects.append(_new(Debug, (text,)))
+        # Generated handlers pass the literals of `debug >` lines: each Debug is made once
+        # (the cache is bounded for callers that make up their texts).
+        effect = _DEBUGS.get(text)
+        if effect is None:
+            effect = _new(Debug, (text,))
+            if len(_DEBUGS) < 4096:
+                _DEBUGS[text] = effect
+        self.effects.append(effect)

@@ -133,3 +133,36 @@ def test_nested_ifs_without_else_become_one_condition(snippet: Path) -> None:
     assert "        if b.a() and b.b() and b.c():\n            b.both()\n" in code
     # An else keeps its if apart: the inner if only runs when d holds.
     assert "        if b.d():\n            if b.e():\n                b.kept()\n        else:\n" in code
+
+
+def test_an_event_raised_inside_a_handler_runs_after_it(snippet: Path) -> None:
+    g = compile_snippet(snippet)
+    machine: Any = None
+
+    class Raising(Bindings):
+        def __getattr__(self, name: str) -> Any:
+            if name == "storeMembers":  # an action that dispatches: must not nest
+                def store() -> None:
+                    self.calls.append("storeMembers")
+                    assert machine.dispatch(g.PingEvent.Cancel) is machine.effects
+                    assert machine.state is g.PingState.Waiting  # Cancel has not run yet
+                return store
+            return super().__getattr__(name)
+
+    machine = g.Ping(Raising(ready=True))
+    machine.buffer.challenge = bytes(16)
+    machine.start()
+    effects = machine.receive(g.Welcome(challenge=bytes(16), members=(), is_group=False))
+    # Welcome's handler goes to Idle; the Cancel raised inside it runs after, in Idle.
+    assert effects[-2:] == [Transition(g.PingState.Waiting, g.PingState.Idle, g.PingEvent.Welcome),
+                            Ignored(g.PingState.Idle, g.PingEvent.Cancel)]
+    assert machine.dispatch(g.PingEvent.Cancel) == [Ignored(g.PingState.Idle, g.PingEvent.Cancel)]
+
+
+def test_states_that_would_share_a_python_constant_are_refused(snippet: Path) -> None:
+    text = snippet.read_text(encoding="utf-8")
+    snippet.write_text(text.replace("state Waiting {", "state IDLE {}\n        state Waiting {"), encoding="utf-8")
+    c = load(snippet)
+    assert c.ok, c.diagnostics.render()
+    with pytest.raises(ValueError, match="states Idle and IDLE would both be the Python constant PING_IDLE"):
+        python.render(c, c.document.protocols[0])

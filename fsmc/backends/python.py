@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any
 
 import jinja2
@@ -130,6 +131,16 @@ class _Types:
         return out
 
 
+def state_constant(fsm: str, state: str) -> str:
+    """The module constant holding a state's number: KeySync's HandshakingPhase1Requester
+    is KEYSYNC_HANDSHAKING_PHASE1_REQUESTER."""
+    return f"{fsm}_{_snake(state)}".upper()
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
+
+
 def _statements(body: tuple[m.Statement, ...], fsm: m.Fsm, depth: int) -> list[str]:
     pad = _INDENT * depth
     lines: list[str] = []
@@ -142,7 +153,7 @@ def _statements(body: tuple[m.Statement, ...], fsm: m.Fsm, depth: int) -> list[s
         elif isinstance(s, m.Debug):
             lines.append(f"{pad}self.debug({_str(s.text)})")
         elif isinstance(s, m.Go):
-            lines.append(f"{pad}return {fsm.name}State.{s.state}")
+            lines.append(f"{pad}return {state_constant(fsm.name, s.state)}")
         else:
             # `if a { if b { ... } }` with no else on either is `if a and b` (the same
             # short-circuit order), as ruff asks of readable Python.
@@ -168,8 +179,16 @@ def _ends_with_return(body: tuple[m.Statement, ...]) -> bool:
 
 
 def _fsm_context(fsm: m.Fsm, types: _Types, source: str) -> dict[str, Any]:
-    states = [{"name": s.name, "value": i, "timeout": fsm.timeout(s), "line": s.position.line}
+    states = [{"name": s.name, "value": i, "timeout": fsm.timeout(s), "line": s.position.line,
+               "constant": state_constant(fsm.name, s.name)}
               for i, s in enumerate(fsm.states, start=1)]
+    constants: dict[str, str] = {state_constant(fsm.name, "End"): "End"}
+    for state in fsm.states:
+        constant = state_constant(fsm.name, state.name)
+        if constant in constants:  # FooBar and Foo_Bar
+            raise ValueError(f"fsm {fsm.name}: states {constants[constant]} and {state.name} would both be "
+                             f"the Python constant {constant}; rename one")
+        constants[constant] = state.name
     messages = []
     for msg in fsm.messages:
         messages.append({
@@ -204,6 +223,7 @@ def _fsm_context(fsm: m.Fsm, types: _Types, source: str) -> dict[str, Any]:
     used = sorted({f.type for msg in fsm.messages for f in msg.fields})
     return {
         "name": fsm.name,
+        "end": state_constant(fsm.name, "End"),
         "id": fsm.id,
         "choice": protocol_choice_name(fsm),
         "threshold": fsm.threshold,
