@@ -33,9 +33,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, TypeAlias, runtime_checkable
 
-from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
+from nacl.bindings import (
+    crypto_scalarmult,
+    crypto_scalarmult_base,
+    crypto_sign,
+    crypto_sign_open,
+    crypto_sign_seed_keypair,
+)
 from nacl.exceptions import BadSignatureError, CryptoError
-from nacl.signing import SigningKey, VerifyKey
 
 __all__ = [
     "ACK_SIG_CONTEXT",
@@ -365,17 +370,23 @@ class SigningKeyPair:
 
 
 @functools.lru_cache(maxsize=4096)
-def _signing_key(seed: bytes) -> SigningKey:
-    """The signing key of a seed. Deriving it is a scalar multiplication; a member signs
-    many packets with one ephemeral key, so each seed's key is derived once."""
+def _keypair(seed: bytes) -> tuple[bytes, bytes]:
+    """(public key, libsodium's 64-byte secret key) of an ed25519 seed. Deriving them is
+    a scalar multiplication; a member signs many packets with one ephemeral key, so each
+    seed's keys are derived once."""
     _check_size(seed, KEY_SIZE, "an ed25519 seed")
-    return SigningKey(seed)
+    public, secret = crypto_sign_seed_keypair(seed)
+    return bytes(public), bytes(secret)
 
 
 def signing_key_pair(seed: bytes) -> SigningKeyPair:
     """The ed25519 key pair of a 32-byte seed."""
-    _check_size(seed, KEY_SIZE, "an ed25519 seed")
-    return SigningKeyPair(seed, bytes(SigningKey(seed).verify_key))
+    return SigningKeyPair(seed, _keypair(seed)[0])
+
+
+def _sign(seed: bytes, message: bytes) -> bytes:
+    # libsodium's combined form is signature || message: the signature is its head.
+    return bytes(crypto_sign(message, _keypair(seed)[1])[:SIGNATURE_SIZE])
 
 
 def new_ephemeral_signing_key(source: Entropy = None) -> SigningKeyPair:
@@ -429,7 +440,7 @@ def session_signature(
     """
     _check_size(static_signing_key, KEY_SIZE, "the static signing key (an ed25519 seed)")
     message = session_authenticator(member_id, ephemeral_public, nonce, sid)
-    return bytes(_signing_key(static_signing_key).sign(message).signature)
+    return _sign(static_signing_key, message)
 
 
 def _verify(public: bytes, message: bytes, signature: bytes, what: str) -> None:
@@ -438,7 +449,7 @@ def _verify(public: bytes, message: bytes, signature: bytes, what: str) -> None:
     if not isinstance(signature, bytes) or len(signature) != SIGNATURE_SIZE:
         raise GkaCryptoError(f"{what}: the signature is not {SIGNATURE_SIZE} bytes")
     try:
-        VerifyKey(public).verify(message, signature)
+        crypto_sign_open(signature + message, public)
     except (BadSignatureError, CryptoError, ValueError, TypeError) as exc:
         raise GkaCryptoError(f"{what} does not verify") from exc
 
@@ -458,7 +469,7 @@ def sign_packet(ephemeral_signing_key: bytes, message: bytes) -> bytes:
     """MESSAGE_SIGNATURE of a greeting packet: ed25519 by the ephemeral key (seed) over
     b"greetmsgsig" || S, where S is the packet's bytes from PROTOCOL_VERSION on (5.2.3)."""
     _check_size(ephemeral_signing_key, KEY_SIZE, "the ephemeral signing key (an ed25519 seed)")
-    return bytes(_signing_key(ephemeral_signing_key).sign(GREET_SIG_CONTEXT + message).signature)
+    return _sign(ephemeral_signing_key, GREET_SIG_CONTEXT + message)
 
 
 def verify_packet_signature(ephemeral_public: bytes, message: bytes, signature: bytes) -> None:
