@@ -170,7 +170,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
     # The scenario's [explore] table gives defaults; the command line overrides them.
     settings = dict(scenario.explore)
     for key in ("faults", "max_faults", "max_depth", "max_states", "user_events", "timeouts", "signals",
-                "invariants"):
+                "invariants", "search"):
         value = getattr(args, key)
         if value is not None:
             settings[key] = value
@@ -186,6 +186,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             user_events=int(settings.get("user_events", 1)), timeouts=int(settings.get("timeouts", 0)),
             signals=_csv(signals) if isinstance(signals, str) else tuple(signals),
             invariants=settings.get("invariants"), reduce=not args.no_reduction,
+            search=str(settings.get("search", "bfs")),
         )
     except (ValueError, ImportError, AttributeError, ScenarioError) as e:
         print(f"error: {scenario.path}: {e}", file=sys.stderr)
@@ -233,7 +234,8 @@ def _cmd_explore(args: argparse.Namespace) -> int:
         print("\n".join(unhandled_report(report)))
     for v, trace, parties in counterexamples:
         print(f"\nVIOLATED {v.invariant}: {v.message}")
-        print(f"shortest counterexample ({len(v.path)} steps): {'; '.join(str(c) for c in v.path)}")
+        shortest = "shortest counterexample" if explorer.search == "bfs" else "counterexample (depth-first)"
+        print(f"{shortest} ({len(v.path)} steps): {'; '.join(str(c) for c in v.path)}")
         print(msc.text(trace, parties))
     if not report.violations:
         print("no invariant violated")
@@ -275,6 +277,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--signals", type=_csv, metavar="E,..", help="signaled events a party may raise, once each")
     p.add_argument("--invariants", metavar="MODULE", help="the invariants' module (default: the scenario's)")
     p.add_argument("--no-reduction", action="store_true", help="explore every interleaving, even commuting ones")
+    p.add_argument("--search", choices=("bfs", "dfs"),
+                   help="breadth-first (default: shortest counterexamples) or depth-first (for spaces too "
+                        "large to hold a level in memory)")
     p.add_argument("--json", action="store_true", help="counts and violations as JSON")
     p.add_argument("--msc", metavar="DIR", help="write each counterexample as an SVG sequence chart")
 

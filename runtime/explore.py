@@ -24,8 +24,11 @@ party, which allows the partial-order reduction (`Explorer._silent`).
 
 Breadth-first search with state hashing over a canonical snapshot (machine states, I/O
 buffers, the devices' negotiation and key state, the messages in flight by content), so
-the first violation found has a shortest counterexample. Bounds on depth and states are
-honoured and reported: a bounded run is never called a proof.
+the first violation found has a shortest counterexample; depth-first (`search="dfs"`)
+for spaces too large to hold a level of worlds in memory. A world that another explored
+world with the same snapshot subsumes (fewer faults, undisturbed: see `rank`) is not
+explored again. Bounds on depth and states are honoured and reported: a bounded run is
+never called a proof.
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ class Report:
     violating: Counter[str] = field(default_factory=Counter)  # invariant -> worlds that violate it
     unhandled: Counter[tuple[str, str]] = field(default_factory=Counter)  # (state, event) -> count
     quiet_states: int = 0
+    subsumed: int = 0  # worlds not explored: an explored world with their snapshot subsumes them
     terminal_states: int = 0  # worlds where the environment had no choice left
 
     @property
@@ -146,12 +150,16 @@ class Explorer:
     def __init__(self, scenario: Scenario, faults: frozenset[str] = frozenset(), *,
                  max_depth: int | None = None, max_states: int | None = None,
                  max_faults: int | None = None, user_events: int = 1, timeouts: int = 0,
-                 signals: tuple[str, ...] = (), invariants: str | None = None, reduce: bool = True) -> None:
+                 signals: tuple[str, ...] = (), invariants: str | None = None, reduce: bool = True,
+                 search: str = "bfs") -> None:
         unknown = set(faults) - {"loss", "dup", "reorder"}
         if unknown:
             raise ValueError(f"unknown faults: {', '.join(sorted(unknown))}")
         self.scenario = scenario
         self.faults = faults
+        if search not in ("bfs", "dfs"):
+            raise ValueError(f"unknown search order {search!r}: bfs or dfs")
+        self.search = search
         self.max_depth = max_depth
         self.max_states = max_states
         self.max_faults = max_faults
@@ -163,6 +171,7 @@ class Explorer:
         self.snapshot_device: Callable[[Any], Any] = module.snapshot_device
         # What the safety invariants read of one party; declaring it allows the reduction.
         self.observed: Callable[[Party], Any] | None = getattr(module, "observed", None) if reduce else None
+        self._parts: dict[Any, Any] = {}  # see `_intern`
 
     # --- the initial world: the scenario's steps up to the first one the explorer owns
 
@@ -199,13 +208,30 @@ class Explorer:
         for name, p in sorted(world.parties.items()):
             left = None if p.deadline is None else p.deadline - now
             limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
-            parties.append((name, int(p.machine._state), _buffer(p.machine), self.snapshot_device(p.device),
-                            left, limits, p.active_transport))
-        queues = tuple((r, tuple((d.label, d.copy) for d in q))
+            parties.append(self._intern((name, int(p.machine._state), _buffer(p.machine),
+                                         self.snapshot_device(p.device), left, limits, p.active_transport)))
+        queues = tuple(self._intern((r, tuple((d.label, d.copy) for d in q)))
                        for r, q in sorted(world.sim.network._queues.items()))
-        return (tuple(parties), queues, tuple(sorted(world.budget.items())),
-                tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items())),
-                world.dup_used, world.faults if self.max_faults is not None else 0, world.disturbed)
+        return (tuple(parties), queues, self._intern(tuple(sorted(world.budget.items()))),
+                self._intern(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),
+                world.dup_used)
+
+    def _intern(self, part: Any) -> Any:
+        """One object for equal parts of snapshots. Most steps change one party and one
+        queue: the snapshots the search keeps then hold the others' parts once, not once
+        per state (most of the search's memory otherwise)."""
+        return self._parts.setdefault(part, part)
+
+    def rank(self, world: World) -> tuple[int, bool]:
+        """How much of its history limits a world: faults injected on its path (which use
+        up the fault budget and excuse the checks that promise progress on a faultless
+        run), and whether anything disturbed it (which excuses progress too). Of two
+        worlds with one snapshot, the one with the lower rank in both can do every step the
+        other can, and faces every check the other faces: it subsumes the other. So a
+        message lost where delivering it would have changed nothing is one state, not
+        two, and the search keeps only worlds no explored world subsumes."""
+        # Without a fault bound, faults limit no step: only whether there was one counts.
+        return (world.faults if self.max_faults is not None else min(world.faults, 1)), world.disturbed
 
     # --- the environment's choices
 
@@ -345,13 +371,18 @@ class Explorer:
         report = Report()
         t0 = last = time.perf_counter()
         root = self.initial()
-        seen = {self.snapshot(root)}
+        # Snapshot -> the ranks explored with it (rarely more than one; see `rank`).
+        seen: dict[Any, list[tuple[int, bool]]] = {self.snapshot(root): [self.rank(root)]}
         frontier: deque[tuple[World, tuple[Choice, ...]]] = deque([(root, ())])
+        # Breadth-first finds shortest counterexamples, but holds a whole level of worlds
+        # at once; depth-first holds only the siblings along one path, for spaces whose
+        # levels do not fit in memory (its counterexamples are not the shortest).
+        take = frontier.popleft if self.search == "bfs" else frontier.pop
         violated: set[str] = set()
         report.states = 1
         self._check(root, (), report, violated)
         while frontier:
-            world, path = frontier.popleft()
+            world, path = take()
             if self.max_depth is not None and len(path) >= self.max_depth:
                 if any(True for _ in self.choices(world)):
                     report.complete = False
@@ -366,8 +397,10 @@ class Explorer:
                 report.transitions += 1
                 for _party, state, event in nxt.ignored:
                     report.unhandled[(state, event)] += 1
-                key = self.snapshot(nxt)
-                if key in seen:
+                key, (faults, disturbed) = self.snapshot(nxt), self.rank(nxt)
+                ranks = seen.get(key)
+                if ranks is not None and any(f <= faults and d <= disturbed for f, d in ranks):
+                    report.subsumed += (faults, disturbed) not in ranks
                     continue
                 if self.max_states is not None and report.states >= self.max_states:
                     report.complete = False
@@ -375,7 +408,10 @@ class Explorer:
                         report.bounded_by.append("states")
                     frontier.clear()
                     break
-                seen.add(key)
+                if ranks is None:
+                    seen[key] = [(faults, disturbed)]
+                else:
+                    ranks.append((faults, disturbed))
                 report.states += 1
                 report.max_depth = max(report.max_depth, len(path) + 1)
                 self._check(nxt, path + (choice,), report, violated)

@@ -153,9 +153,11 @@ class Machine:
         twin.buffer = copy.deepcopy(self.buffer, memo)
         # A bound method of the bindings: deepcopy binds it to their copy (via memo).
         twin.capture = copy.deepcopy(self.capture, memo)
-        # Effects are immutable records of what a dispatch did (NamedTuples of messages,
-        # which are frozen, and of what `capture` took of that moment): shared.
-        twin.effects = list(self.effects)
+        # The effects of the last dispatch were returned to its caller, who acted on them:
+        # they are not the machine's state, and a copy (the explorer keeps many) starts
+        # without them. Effects raised inside a running dispatch are never copied: worlds
+        # are copied between steps.
+        twin.effects = []
         twin._state = self._state
         twin._queue = deque(self._queue)  # event numbers
         twin._running = self._running

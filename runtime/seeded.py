@@ -2,19 +2,20 @@
 
 Every random choice of a run (TIDs, keys, faults) comes from seeded sources so that a
 seed reproduces the run. The explorer copies whole worlds, random sources included, at
-every step; `copy.deepcopy` of a plain `random.Random` walks its 625-word state one
-integer at a time, which made it most of the exploration's cost.
-
-Even `getstate` (a new 625-int tuple) and `setstate` cost microseconds, and a world holds
-several sources that are idle most of the time (a device draws only when it opens a
+every step. Two costs made that expensive:
+- `copy.deepcopy` of a plain `random.Random` walks its 625-word state one integer at a
+  time; even `getstate` (a new 625-int tuple) and `setstate` cost microseconds;
+- every `random.Random` object holds its generator's state inline: 2.5 KB, allocated with
+  the object. A world holds several sources, so that was half the memory of a world in
+  the explorer's frontier.
+Yet the sources are idle most of the time (a device draws only when it opens a
 negotiation; the network only under a fault model). So a copy is lazy: it takes the
-generator's state as an immutable tuple, cached in the source until the source draws
-again, and loads it into its own generator on its first draw. Copying an idle source
-costs neither call.
+generator's state as an immutable tuple (cached in the source until the source draws
+again) and makes a generator of its own only on its first draw. Copying an idle source
+allocates no generator and calls neither `getstate` nor `setstate`.
 
-`random.Random` documents that its methods reach the generator only through `random()`,
-`getrandbits()` and `_randbelow()` (which calls `getrandbits`); with `seed`, `getstate`
-and `setstate`, those are the methods overridden here.
+A SeededRandom offers `random.Random`'s methods: the common draws directly, the rest
+through the generator (`__getattr__`).
 """
 
 from __future__ import annotations
@@ -25,47 +26,59 @@ from typing import Any
 __all__ = ["SeededRandom"]
 
 
-class SeededRandom(random.Random):
-    gauss_next: float | None  # random.Random's, set by its `seed`: typeshed leaves it out
+class SeededRandom:
+    """A `random.Random` seeded with `seed`, whose copies allocate a generator only
+    when they draw."""
 
-    # The C generator's state (random.Random's middle part of `getstate`) while it is
-    # known without asking the generator: cached since the last draw, or given by a copy.
-    _known: tuple[int, ...] | None = None
-    # True while the generator does not hold `_known` yet (a copy that has not drawn).
-    _pending: bool = False
+    __slots__ = ("_generator", "_known")
 
-    def _before_draw(self) -> None:
-        """The generator is about to advance: load a pending state, forget the cache."""
-        if self._pending:
+    def __init__(self, seed: Any = None) -> None:
+        self._generator: random.Random | None = random.Random(seed)
+        # The generator's whole state (`getstate`) while it is known without asking the
+        # generator: cached since the last draw, or given by a copy that has no generator.
+        self._known: tuple[Any, ...] | None = None
+
+    def _live(self) -> random.Random:
+        """The generator, about to draw: made from the known state if need be; the cached
+        state is forgotten, as the draw advances it."""
+        generator = self._generator
+        if generator is None:
             assert self._known is not None
-            super(random.Random, self).setstate(self._known)  # the C generator only
-            self._pending = False
+            generator = self._generator = random.Random()
+            generator.setstate(self._known)
         self._known = None
+        return generator
 
     def random(self) -> float:
-        self._before_draw()
-        return super().random()
+        return self._live().random()
 
     def getrandbits(self, k: int, /) -> int:
-        self._before_draw()
-        return super().getrandbits(k)
+        return self._live().getrandbits(k)
 
-    def seed(self, a: Any = None, version: int = 2) -> None:
-        super().seed(a, version)
-        self._known, self._pending = None, False
+    def randbytes(self, n: int, /) -> bytes:
+        return self._live().randbytes(n)
+
+    def uniform(self, a: float, b: float) -> float:
+        return self._live().uniform(a, b)
+
+    def __getattr__(self, name: str) -> Any:
+        # The rest of random.Random's methods (randrange, choice, gauss, sample, ...).
+        # They may draw, so the cached state goes.
+        return getattr(self._live(), name)
+
+    def seed(self, a: Any = None) -> None:
+        self._generator, self._known = random.Random(a), None
 
     def getstate(self) -> tuple[Any, ...]:
         if self._known is None:
-            self._known = super(random.Random, self).getstate()  # the C generator only
-        return (self.VERSION, self._known, self.gauss_next)
+            assert self._generator is not None
+            self._known = self._generator.getstate()
+        return self._known
 
     def setstate(self, state: tuple[Any, ...]) -> None:
-        super().setstate(state)
-        self._known, self._pending = None, False
+        self._generator, self._known = None, state
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SeededRandom:
-        cls = type(self)
-        twin = cls.__new__(cls)  # unseeded: it draws from `_known` once loaded
-        _, twin._known, twin.gauss_next = self.getstate()  # the tuple is immutable: shared safely
-        twin._pending = True
+        twin = SeededRandom.__new__(SeededRandom)
+        twin._generator, twin._known = None, self.getstate()  # the tuple is immutable: shared
         return twin

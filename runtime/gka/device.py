@@ -36,6 +36,7 @@ from typing import Any
 from runtime.copying import Copier, copy_fields, share
 from runtime.gka import crypto
 from runtime.gka.crypto import GkaCryptoError, SigningKeyPair
+from runtime.seeded import SeededRandom
 
 __all__ = ["GreetingMember", "Operation", "Session"]
 
@@ -112,7 +113,7 @@ class GreetingMember:
     name: str
     identity: SigningKeyPair
     directory: Mapping[str, bytes]  # read-only: every member (and every copy) shares it
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random | SeededRandom = field(default_factory=random.Random)
     machine: Any = None
     session: Session | None = None
     operation: Operation | None = None

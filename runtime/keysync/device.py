@@ -30,6 +30,7 @@ from runtime.envelope import DeviceKeys, EnvelopeError, Opened, open_envelope, s
 from runtime.keysync.keys import KeyRing, OwnIdentity
 from runtime.keysync.trustwords import trustwords
 from runtime.records import Security
+from runtime.seeded import SeededRandom
 
 __all__ = ["KeySyncDevice", "Notification", "Context"]
 
@@ -83,7 +84,7 @@ class KeySyncDevice:
 
     name: str
     keyring: KeyRing
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random | SeededRandom = field(default_factory=random.Random)
     machine: Any = None
     # negotiation state (A.1.3.3, A.1.3.4, A.1.3.20)
     challenge: bytes = b""

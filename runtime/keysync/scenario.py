@@ -27,7 +27,7 @@ __all__ = ["before_event", "check", "make_devices"]
 DEFAULT_ADDRESS = "alice@example.org"
 
 
-def _keys(rng: random.Random) -> DeviceKeys:
+def _keys(rng: random.Random | SeededRandom) -> DeviceKeys:
     return DeviceKeys.generate(rng.getrandbits(256).to_bytes(32, "big"))
 
 
