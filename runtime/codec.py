@@ -7,6 +7,11 @@ record classes say how their fields map to ASN.1 (`WIRE`), so one converter serv
 Bad bytes raise `DecodeError`, and only that: it names the message and field where the
 decoder stopped (`Sync.keysync.beacon.version.minor: out of data`). A driver catches it,
 traces the drop and changes nothing.
+
+asn1tools' pure-Python UPER is slow, so encoding and decoding first try runtime/uper.py,
+the same type compiled into closures, which writes and reads exactly asn1tools' bytes and
+values. It refuses whatever it is not sure of (invalid values, bad or unusual bytes); then
+asn1tools does the work as before, so results and error messages are asn1tools' either way.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any
 import asn1tools
 import asn1tools.codecs
 from asn1tools.codecs import uper
+
+from runtime import uper as fast_uper
 
 __all__ = ["Codec", "CodecError", "DecodeError", "EncodeError"]
 
@@ -73,11 +80,14 @@ _DECODED_CACHE = 4096
 class Codec:
     """UPER codec of one protocol type over its message classes."""
 
-    def __init__(self, asn1: Path, protocol_type: str, messages: Iterable[type[Any]]) -> None:
+    def __init__(self, asn1: Path, protocol_type: str, messages: Iterable[type[Any]], *, fast: bool = True) -> None:
+        """`fast=False` keeps to asn1tools (tests compare the two)."""
         self._path = asn1
         self._type = protocol_type
         self._by_choice = {(m.FSM, m.CHOICE): m for m in messages}
         self._compiled: Any = None
+        self._fast: fast_uper.FastType | None = None
+        self._fast_done = not fast  # compiled, or not to be (then _fast stays None)
         self._lock = threading.Lock()
         # Decoded messages by their bytes. A broadcast reaches every party as the same
         # bytes, and messages are immutable, so one decoding serves all receivers (n
@@ -96,12 +106,35 @@ class Codec:
                     self._compiled = asn1tools.compile_files([str(self._path)], "uper")
         return self._compiled
 
+    @property
+    def fast(self) -> fast_uper.FastType | None:
+        """The fast UPER codec of the protocol type, compiled on first use from the
+        specification; None if the type uses a construct it does not handle."""
+        if not self._fast_done:
+            spec = self.spec  # outside the lock: `spec` takes it
+            with self._lock:
+                if not self._fast_done:
+                    try:
+                        self._fast = fast_uper.compile_type(spec, self._type)
+                    except NotImplementedError:
+                        self._fast = None
+                    self._fast_done = True
+        return self._fast
+
     def encode(self, message: Any) -> bytes:
         try:
             value = (message.FSM, (message.CHOICE, _to_wire(message)))
+            fast = self.fast
+            if fast is not None:
+                try:
+                    return fast.encode(value)
+                except Exception:  # noqa: BLE001 - refused: asn1tools encodes or words the error
+                    pass
             return bytes(self.spec.encode(self._type, value, check_constraints=True))
         except asn1tools.Error as e:
             raise EncodeError(f"{type(message).__name__}: {e}") from e
+        except KeyError as e:  # asn1tools' word for an ENUMERATED value it does not know
+            raise EncodeError(f"{type(message).__name__}: no such enumerated value {e}") from e
         except (AttributeError, TypeError, ValueError) as e:
             raise EncodeError(f"{type(message).__name__}: {e}") from e
 
@@ -145,7 +178,14 @@ class Codec:
     def _decode(self, data: bytes) -> tuple[Any, int]:
         """The decoded value and how many bits it took. asn1tools' UPER decode does not
         say how much it read; its decoder does (re-encoding to find out cost as much as
-        the decoding itself)."""
+        the decoding itself). The fast decoder first; whatever it refuses (bad bytes among
+        others), asn1tools decodes or raises, naming the place."""
+        fast = self.fast
+        if fast is not None:
+            try:
+                return fast.decode(data)
+            except Exception:  # noqa: BLE001 - refused: asn1tools decides
+                pass
         compiled = self.spec._types[self._type]
         decoder = uper.Decoder(bytearray(data))
         try:
