@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from runtime.copying import Copier, copy_fields, share, values
 from runtime.seeded import SeededRandom
@@ -57,9 +57,9 @@ class FaultModel:
         return cls(**chosen)
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One message on its way to one receiver."""
+class Delivery(NamedTuple):
+    """One message on its way to one receiver. A NamedTuple: a broadcast makes one per
+    receiver, and a frozen dataclass costs several times as much to build."""
 
     seq: int  # position in the channel's log: equal for every receiver of one post
     transport: str

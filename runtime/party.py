@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from runtime.codec import Codec, DecodeError
 from runtime.copying import Copier, copy_fields, share, values
@@ -88,8 +88,10 @@ class Device(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class TraceEntry:
+class TraceEntry(NamedTuple):
+    """One line of a run's trace. A NamedTuple, as a party writes several per message:
+    cheaper to build than a frozen dataclass (bench/bench_gka.py)."""
+
     time: float
     party: str
     kind: str  # send, receive, drop, state, ignored, debug, timeout, event, notify
@@ -230,7 +232,11 @@ _PARTY_COPY: dict[str, Copier] = {
 
 
 def _name(machine: Machine, state: int) -> str:
-    try:
-        return str(type(machine).State(state).name)  # type: ignore[attr-defined]
-    except (AttributeError, ValueError):
-        return str(state)
+    names = _STATE_NAMES.get(type(machine))
+    if names is None:  # once per machine class: an enum lookup per trace line is not free
+        states = getattr(type(machine), "State", None)
+        names = _STATE_NAMES[type(machine)] = {int(s): s.name for s in states} if states is not None else {}
+    return names.get(state) or str(state)
+
+
+_STATE_NAMES: dict[type, dict[int, str]] = {}

@@ -166,7 +166,7 @@ def tamper(sim: Simulation, name: str, change: Any, resign: bool = False) -> Non
         body = codec.decode(d.data[crypto.SIGNATURE_SIZE:])
         forged = codec.encode(change(body, attacker))
         signature = crypto.sign_packet(attacker.seed, forged) if resign else d.data[:crypto.SIGNATURE_SIZE]
-        sim.network._queues[receiver][i] = dataclasses.replace(d, data=signature + forged)
+        sim.network._queues[receiver][i] = d._replace(data=signature + forged)
 
 
 def replace_at(values: tuple[bytes, ...], index: int, value: bytes) -> tuple[bytes, ...]:
