@@ -420,6 +420,8 @@ class Explorer:
                 last = time.perf_counter()
                 report.seconds = last - t0
                 progress(report)
+        if self.search == "dfs":  # its counterexamples are rarely short: shorten them
+            report.violations = [self.shorten(v) for v in report.violations]
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -448,6 +450,41 @@ class Explorer:
         for choice in path:
             world = self.apply(world, choice, keep_trace=True)
         return world
+
+    def shorten(self, violation: Violation) -> Violation:
+        """A shorter counterexample for the same invariant, by dropping steps: each pass
+        tries every step, keeps the path without it where the rest still replays (each
+        choice is still one the environment has then) and still ends in a violation, and
+        passes repeat until none can go (as delta debugging and hypothesis shrink). For
+        depth-first counterexamples, which are rarely the shortest; not necessarily the
+        shortest either, but each step left is needed."""
+        path = violation.path
+        message = violation.message
+        progress = True
+        while progress:
+            progress = False
+            for i in range(len(path) - 1, -1, -1):
+                candidate = path[:i] + path[i + 1:]
+                found = self._violation_at_end(candidate, violation.invariant)
+                if found is not None:
+                    path, message, progress = candidate, found, True
+        return Violation(violation.invariant, message, path)
+
+    def _violation_at_end(self, path: tuple[Choice, ...], invariant: str) -> str | None:
+        world = self.initial()
+        for choice in path:
+            if choice not in set(self.choices(world)):
+                return None
+            world = self.apply(world, choice)
+        if any(i.__name__ == invariant for i in self.safety):
+            checks = self.safety
+        elif any(i.__name__ == invariant for i in self.quiescent) and world.quiet:
+            checks = self.quiescent
+        elif any(i.__name__ == invariant for i in self.terminal) and not any(True for _ in self.choices(world)):
+            checks = self.terminal
+        else:
+            return None
+        return next((m for i in checks if i.__name__ == invariant and (m := i(world)) is not None), None)
 
 
 def unhandled_report(report: Report) -> list[str]:

@@ -333,9 +333,14 @@ def test_depth_first_reaches_what_breadth_first_reaches(form: Scenario, settings
     dfs, dfs_quiet = quiet_worlds(Explorer(form, search="dfs", **settings))
     assert dfs.complete and set(dfs_quiet) == set(bfs_quiet)
     assert {v.invariant for v in dfs.violations} == {v.invariant for v in bfs.violations}
-    for v in dfs.violations:  # not the shortest, but a real one
-        world = Explorer(form, **settings).replay(v.path)
+    shortest = {v.invariant: len(v.path) for v in bfs.violations}
+    for v in dfs.violations:  # a real one, shortened: every step left is needed
+        explorer = Explorer(form, **settings)
+        world = explorer.replay(v.path)
         assert getattr(invariants, v.invariant)(world) == v.message
+        assert len(v.path) >= shortest[v.invariant]
+        for i in range(len(v.path)):
+            assert explorer._violation_at_end(v.path[:i] + v.path[i + 1:], v.invariant) is None
 
 
 def test_a_world_that_an_explored_world_subsumes_is_not_explored(form: Scenario) -> None:
