@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generated import sync
+from generated import greeting, sync
 from runtime import DecodeError, EncodeError
 
 TID = st.binary(min_size=16, max_size=16)
@@ -96,3 +96,10 @@ def test_trailing_bytes_are_refused() -> None:
     assert GKA.decode(data).source == "alice"
     with pytest.raises(DecodeError, match="trailing data after the message"):
         GKA.decode(data + b"\x00")
+
+
+def test_an_enumerated_type_carries_its_extension_bit() -> None:
+    # X.691: an extensible ENUMERATED starts with the extension bit, then the index in two
+    # bits: refresh (3) is 0 11, padded 0x60. Without the bit it would be 0xc0.
+    assert greeting.CODEC.spec.encode("Operation", "refresh") == b"\x60"
+    assert greeting.CODEC.fast is not None
