@@ -212,6 +212,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             "states": report.states, "transitions": report.transitions, "complete": report.complete,
             "max_depth": report.max_depth, "seconds": round(report.seconds, 3),
             "bounded_by": report.bounded_by, "faults": sorted(faults), "max_faults": explorer.max_faults,
+            "search": explorer.search, "subsumed": report.subsumed,
             "violations": [{"invariant": v.invariant, "message": v.message, "choices": [str(c) for c in v.path],
                             "trace": trace_json(trace)} for v, trace, _ in counterexamples],
             "unhandled": [{"state": s, "event": e, "count": n} for (s, e), n in sorted(report.unhandled.items())],
@@ -223,8 +224,10 @@ def _cmd_explore(args: argparse.Namespace) -> int:
     print(f"{scenario.path.name}: {scenario.description}")
     print(f"faults: {model}; user answers per party: {explorer.user_events}; timeouts per party: "
           f"{explorer.timeouts}; signals: {', '.join(explorer.signals) or 'none'}")
-    print(f"{report.states} states, {report.transitions} transitions, max depth {report.max_depth}, "
-          f"{report.quiet_states} quiet, {report.seconds:.2f} s, {report.states_per_second:.0f} states/s")
+    search = "breadth-first" if explorer.search == "bfs" else "depth-first"
+    print(f"{report.states} states ({search}; {report.subsumed} more subsumed), {report.transitions} transitions, "
+          f"max depth {report.max_depth}, {report.quiet_states} quiet, {report.seconds:.2f} s, "
+          f"{report.states_per_second:.0f} states/s")
     if report.complete:
         print("complete: every reachable state was explored")
     else:

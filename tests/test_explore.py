@@ -147,6 +147,15 @@ def test_explore_command_prints_the_counterexample_chart(capsys: pytest.CaptureF
     assert "<Cancel>" in out and "OwnKeysOfferer" in out
 
 
+def test_explore_command_searches_depth_first_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", str(FORM), "--user-events", "2", "--search", "dfs"]) == 1
+    out = capsys.readouterr().out
+    assert "(depth-first;" in out and "counterexample (depth-first)" in out
+    assert main(["explore", str(FORM), "--faults", "loss", "--search", "dfs", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["search"] == "dfs" and data["complete"] is True and data["subsumed"] > 0
+
+
 def test_explore_command_says_when_bounded(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explore", str(FORM), "--max-states", "10"]) == 0
     assert "INCOMPLETE: bounded by states; this is not a proof" in capsys.readouterr().out
