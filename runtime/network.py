@@ -74,6 +74,9 @@ class Delivery(NamedTuple):
         return self  # immutable: copies of a world (the explorer's) share it
 
 
+_new = tuple.__new__
+
+
 def _channel_order(d: Delivery) -> tuple[int, str, int]:
     return d.seq, d.receiver, d.copy
 
@@ -120,7 +123,9 @@ class InMemoryNetwork:
             raise ValueError(f"{sender} is not attached to transport {transport}")
         self._seq += 1
         receivers = [to] if to is not None else list(self._members[transport])
-        posted = [Delivery(self._seq, transport, sender, receiver, data, label=label) for receiver in receivers]
+        # tuple.__new__: a NamedTuple's own __new__ is Python code, and this runs per receiver.
+        posted = [_new(Delivery, (self._seq, transport, sender, receiver, data, 0.0, 0, label))
+                  for receiver in receivers]
         for d in posted:
             self._enqueue(d)
         if self.track_order and self.faults.none:

@@ -220,7 +220,7 @@ class Party:
 
     def _log(self, kind: str, detail: str, peer: str | None = None, message: str | None = None,
              seq: int | None = None) -> None:
-        self.trace.append(TraceEntry(self.clock(), self.name, kind, detail, peer, message, seq))
+        self.trace.append(_new(TraceEntry, (self.clock(), self.name, kind, detail, peer, message, seq)))
 
 
 # How a party's fields are copied (runtime.copying); the others are deep-copied. The
@@ -240,3 +240,4 @@ def _name(machine: Machine, state: int) -> str:
 
 
 _STATE_NAMES: dict[type, dict[int, str]] = {}
+_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
