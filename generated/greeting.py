@@ -80,7 +80,7 @@ class MemberEvent(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Upflow:
-    """message Upflow 2, type=broadcast (line 173)."""
+    """message Upflow 2, type=broadcast (line 176)."""
 
     ID: ClassVar[int] = 2
     NAME: ClassVar[str] = "Upflow"
@@ -171,7 +171,7 @@ class Upflow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Downflow:
-    """message Downflow 3, type=broadcast (line 188)."""
+    """message Downflow 3, type=broadcast (line 191)."""
 
     ID: ClassVar[int] = 3
     NAME: ClassVar[str] = "Downflow"
@@ -262,7 +262,7 @@ class Downflow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Confirm:
-    """message Confirm 4, type=broadcast (line 203)."""
+    """message Confirm 4, type=broadcast (line 206)."""
 
     ID: ClassVar[int] = 4
     NAME: ClassVar[str] = "Confirm"
@@ -361,6 +361,7 @@ class MemberBindings(Protocol):
     def renewContribution(self) -> None: ...
     def leaveSession(self) -> None: ...
     def acknowledge(self) -> None: ...
+    def showRejected(self) -> None: ...
     def abortOperation(self) -> None: ...
     def completeOperation(self) -> None: ...
 
@@ -462,12 +463,14 @@ class Member(Machine):
                 self.send(Confirm)
                 return MEMBER_CONFIRMING
             self.debug("downflow failed verification; the session stays as it was")
+        else:
+            b.showRejected()
         return None
 
     # --- state Upflowing
 
     def Upflowing_Downflow(self) -> int | None:
-        """on Downflow (message, line 108)."""
+        """on Downflow (message, line 109)."""
         b = self.bindings
         if b.acceptedByResolver():
             if b.downflowVerified():
@@ -478,28 +481,33 @@ class Member(Machine):
             if b.inSession():
                 return MEMBER_IN_SESSION
             return MEMBER_ALONE
+        else:
+            b.showRejected()
         return None
 
     # --- state Confirming
 
     def Confirming_Downflow(self) -> int | None:
-        """on Downflow (message, line 127)."""
+        """on Downflow (message, line 129)."""
         b = self.bindings
-        if b.acceptedByResolver() and b.operationVoided():
-            if b.downflowVerified():
-                b.acknowledge()
-                self.send(Confirm)
-                if b.allConfirmed():
-                    b.completeOperation()
+        if b.acceptedByResolver():
+            if b.operationVoided():
+                if b.downflowVerified():
+                    b.acknowledge()
+                    self.send(Confirm)
+                    if b.allConfirmed():
+                        b.completeOperation()
+                        return MEMBER_IN_SESSION
+                    return MEMBER_CONFIRMING
+                if b.inSession():
                     return MEMBER_IN_SESSION
-                return MEMBER_CONFIRMING
-            if b.inSession():
-                return MEMBER_IN_SESSION
-            return MEMBER_ALONE
+                return MEMBER_ALONE
+        else:
+            b.showRejected()
         return None
 
     def Confirming_Init(self) -> int | None:
-        """on Init (init, line 147)."""
+        """on Init (init, line 150)."""
         b = self.bindings
         if b.allConfirmed():
             b.completeOperation()
@@ -507,7 +515,7 @@ class Member(Machine):
         return None
 
     def Confirming_Confirm(self) -> int | None:
-        """on Confirm (message, line 153)."""
+        """on Confirm (message, line 156)."""
         b = self.bindings
         if b.confirmationVerified():
             if b.allConfirmed():

@@ -237,6 +237,10 @@ def test_concurrent_operations_one_wins_everywhere() -> None:
     now = assert_agree(sim, NAMES[:5])
     assert now.members == before.members and now.group_key != before.group_key
     assert any("came first" in why for why in member(sim, "bob").log)
+    # Every member's trace (and so the sequence chart) says why bob's downflow went nowhere.
+    rejected = {e.party for e in sim.trace if e.kind == "notify"
+                and e.detail == "rejected by the resolver (bob's exclude downflow came after another operation's)"}
+    assert rejected == set(NAMES[:5])
 
 
 def test_concurrent_include_against_refresh() -> None:

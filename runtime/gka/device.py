@@ -100,9 +100,15 @@ class Packet:
     body: bytes
 
 
+def _packet(message: Any) -> str:
+    """A packet in words, for the application: "carol's refresh downflow"."""
+    operation = getattr(message, "operation", None)
+    return f"{message.source}'s {f'{operation} ' if operation else ''}{type(message).__name__.lower()}"
+
+
 _COPY: dict[str, Copier] = dict.fromkeys(
     ("name", "identity", "directory", "session", "operation", "request", "packet", "message", "verdict",
-     "parent", "taken", "log", "left", "confirmed"), share)
+     "rejection", "parent", "taken", "log", "left", "confirmed"), share)
 
 
 @dataclass(eq=False)
@@ -122,6 +128,7 @@ class GreetingMember:
     packet: Packet | None = None
     message: Any = None
     verdict: bool = False
+    rejection: str = ""  # why the resolver rejected it, when it did
     # the concurrency resolver: the parent operations name, and the initial packet that won it
     parent: bytes | None = None
     taken: bytes | None = None
@@ -234,6 +241,7 @@ class GreetingMember:
 
     def receiving(self, message: Any, packet: Packet | None) -> None:
         self.message, self.packet = message, packet
+        self.rejection = ""
         self.verdict = packet is not None and self._resolve(message, packet)
 
     def _resolve(self, message: Any, packet: Packet) -> bool:
@@ -247,6 +255,8 @@ class GreetingMember:
             if joining:
                 self.parent = prev
             if prev != self.parent or self.taken is not None:
+                self.rejection = (f"{_packet(message)} came after another operation's" if self.taken is not None
+                                  else f"{_packet(message)} names another previous operation")
                 return False
             self.taken = packet.reference
             op = self.operation
@@ -260,8 +270,10 @@ class GreetingMember:
                     self.taken = packet.reference
         elif joining and prev is not None:
             self.taken = prev  # a later upflow of an operation we were not there to see start
-        elif prev is None:
-            return self.taken is not None  # an acknowledgement: checked by its signature
+        elif prev is None:  # an acknowledgement: checked by its signature
+            if self.taken is None:
+                self.rejection = f"{_packet(message)} comes outside an operation"
+            return self.taken is not None
         elif prev != self.taken:
             op = self.operation
             if self.taken is None and op is not None and op.sent == prev:
@@ -270,6 +282,7 @@ class GreetingMember:
                 self.taken = prev
                 self.operation = dataclasses.replace(op, initial=prev)
                 return True
+            self.rejection = f"{_packet(message)} belongs to an operation that was not accepted"
             return False
         return True
 
@@ -400,6 +413,11 @@ class GreetingMember:
         return op is not None and bool(op.sid) and self.confirmed.issuperset(op.members)
 
     # --- actions
+
+    def showRejected(self) -> None:
+        """Tell the application that the concurrency resolver rejected a packet, and why
+        (so that a sequence chart shows it)."""
+        self.machine.notify("rejected by the resolver", (self.rejection,))
 
     def startOperation(self) -> None:
         """The application's request becomes an operation with a fresh nonce and
