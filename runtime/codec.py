@@ -158,7 +158,7 @@ class Codec:
         if not data:
             raise DecodeError(f"{self._type}: empty input")
         try:
-            (fsm, (choice, value)), bits = self._decode(bytes(data))
+            (fsm, (choice, value)), bits = self._decode(data)
         except asn1tools.Error as e:
             raise DecodeError(str(e)) from e
         except Exception as e:  # noqa: BLE001 - asn1tools raises assorted internal errors on garbage
