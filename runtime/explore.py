@@ -4,8 +4,9 @@ user choices, checked against the protocol designer's invariants.
 The world is a Simulation (runtime.simulation): the parties' machines, devices and I/O
 buffers, and the messages in flight. From each world the environment may:
   - deliver the next message to any receiver (each receiver reads its channel in order,
-    draft 1.2; with `reorder`, any message in flight to it),
-  - lose a message in flight (`loss`), or deliver a copy and keep it (`dup`, once each),
+    draft 1.2; with `reorder`, any message in flight to it: see `overtake` below),
+  - lose the next message to a receiver (`loss`), or deliver a copy of it and keep it
+    (`dup`, once each),
     at most `max_faults` times on one path when that bound is given (a fault model, like
     the draft's own assumption of a reliable channel, that the report states),
   - answer a dialog: Accept, Reject or Cancel on any party in a state that handles them,
@@ -53,7 +54,7 @@ USER_EVENTS = ("Accept", "Reject", "Cancel")
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    kind: str  # deliver, lose, dup, event, timeout
+    kind: str  # deliver, lose, dup, overtake, event, timeout
     party: str
     detail: str = ""
     index: int = 0  # position in the receiver's queue, for deliveries
@@ -61,6 +62,8 @@ class Choice:
     def __str__(self) -> str:
         if self.kind in ("deliver", "lose", "dup"):
             return f"{self.kind} {self.detail} to {self.party}"
+        if self.kind == "overtake":
+            return f"hold {self.detail} to {self.party} for a message behind it"
         if self.kind == "event":
             return f"{self.detail} on {self.party}"
         return f"timeout on {self.party}"
@@ -74,6 +77,9 @@ class World:
     budget: dict[tuple[str, str], int]  # (party, user|timeout|signal) -> left
     accepted: dict[str, frozenset[bytes | None]]  # party -> negotiations the user accepted
     dup_used: frozenset[tuple[str, Any]] = frozenset()
+    # Receivers whose next message is held back until a message behind it overtakes it
+    # (the reorder fault, as the reduced search injects it: see Explorer.choices).
+    held: frozenset[str] = frozenset()
     faults: int = 0  # faults injected on the path to this world
     timeouts_fired: int = 0  # state timeouts fired on the path to this world
     # True once a fault, a timeout, a Reject or Cancel or a signaled event has happened:
@@ -106,12 +112,14 @@ class World:
 # How a world's fields are copied (runtime.copying); the others (the simulation) are
 # deep-copied. Budgets are ints, acceptances frozensets, ignored events tuples of str.
 _WORLD_COPY: dict[str, Copier] = {
-    "budget": values, "accepted": values, "dup_used": share, "faults": share, "timeouts_fired": share,
+    "budget": values, "accepted": values, "dup_used": share, "held": share, "faults": share, "timeouts_fired": share,
     "disturbed": share, "sent": share,
     "ignored": values,
 }
 
 Invariant = Callable[[World], str | None]
+
+_HEAD = frozenset({"deliver", "lose", "dup", "overtake"})  # choices about a queue's head
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +147,10 @@ class Report:
     @property
     def states_per_second(self) -> float:
         return self.states / self.seconds if self.seconds else 0.0
+
+
+def _name(d: Any) -> str:
+    return d.label[1].NAME if d.label else "?"
 
 
 def _buffer(machine: Any) -> tuple[Any, ...]:
@@ -171,6 +183,8 @@ class Explorer:
         self.snapshot_device: Callable[[Any], Any] = module.snapshot_device
         # What the safety invariants read of one party; declaring it allows the reduction.
         self.observed: Callable[[Party], Any] | None = getattr(module, "observed", None) if reduce else None
+        # Reordering as the reduction needs it (`choices`), or, unreduced, as defined.
+        self.hold_to_reorder = reduce
         self._parts: dict[Any, Any] = {}  # see `_intern`
 
     # --- the initial world: the scenario's steps up to the first one the explorer owns
@@ -214,7 +228,7 @@ class Explorer:
                        for r, q in sorted(world.sim.network._queues.items()))
         return (tuple(parties), queues, self._intern(tuple(sorted(world.budget.items()))),
                 self._intern(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),
-                world.dup_used)
+                world.dup_used, world.held)
 
     def _intern(self, part: Any) -> Any:
         """One object for equal parts of snapshots. Most steps change one party and one
@@ -236,18 +250,40 @@ class Explorer:
     # --- the environment's choices
 
     def choices(self, world: World) -> Iterator[Choice]:
+        """The environment's choices in `world`.
+
+        Reordering is one fault: a receiver gets a message before one posted earlier,
+        which it gets later. Unreduced (`reduce=False`), that is its definition: deliver
+        any message in flight to a receiver, the first in its queue or (a fault) any
+        after it. The reduced search injects the same fault in two steps, `overtake`:
+        the receiver's next message is held back (the fault), and the receiver then takes
+        any message behind it, one in its queue already or one posted later (which is no
+        fault more), before the held one. Both reach the same worlds. Only the second
+        leaves the reduction sound (`_silent`): taken directly, a message posted later
+        by someone else could overtake the one a party delivers now, so no delivery
+        would commute with others' steps while a reorder is in the budget."""
         net = world.sim.network
         faulty = self.max_faults is None or world.faults < self.max_faults
+        reorder = "reorder" in self.faults and faulty
         for receiver, queue in sorted(net._queues.items()):
-            reorder = "reorder" in self.faults and faulty
-            for i in range(len(queue) if reorder else min(1, len(queue))):
-                d = queue[i]
-                name = d.label[1].NAME if d.label else "?"
-                yield Choice("deliver", receiver, name, i)
-                if "loss" in self.faults and faulty:
-                    yield Choice("lose", receiver, name, i)
-                if "dup" in self.faults and faulty and d.copy == 0 and (receiver, d.seq) not in world.dup_used:
-                    yield Choice("dup", receiver, name, i)
+            if not queue:
+                continue
+            if receiver in world.held:  # the head waits: a message behind it comes first
+                for i in range(1, len(queue)):
+                    yield Choice("deliver", receiver, _name(queue[i]), i)
+                continue
+            d = queue[0]
+            name = _name(d)
+            yield Choice("deliver", receiver, name, 0)
+            if "loss" in self.faults and faulty:
+                yield Choice("lose", receiver, name, 0)
+            if "dup" in self.faults and faulty and d.copy == 0 and (receiver, d.seq) not in world.dup_used:
+                yield Choice("dup", receiver, name, 0)
+            if reorder and self.hold_to_reorder:
+                yield Choice("overtake", receiver, name, 0)
+            elif reorder:
+                for i in range(1, len(queue)):
+                    yield Choice("deliver", receiver, _name(queue[i]), i)
         for name, p in sorted(world.parties.items()):
             if p.machine.stopped:
                 continue
@@ -283,10 +319,19 @@ class Explorer:
 
     def _step(self, world: World, choice: Choice) -> None:
         sim, net = world.sim, world.sim.network
-        fault = choice.kind in ("lose", "dup") or (choice.kind == "deliver" and choice.index > 0)
+        held = choice.party in world.held
+        fault = choice.kind in ("lose", "dup", "overtake") or (choice.kind == "deliver" and choice.index > 0
+                                                              and not held)  # held: counted when held
         world.faults += fault
         if fault or choice.kind == "timeout" or (choice.kind == "event" and choice.detail != "Accept"):
             world.disturbed = True
+        if choice.kind == "overtake":
+            world.held = world.held | {choice.party}
+            sim.trace.append(TraceEntry(sim.now, choice.party, "fault", f"{choice.detail} held back",
+                                        peer=net._queues[choice.party][0].sender, message=choice.detail))
+            return
+        if held:  # a message overtakes the held one: the receiver reads in order again
+            world.held = world.held - {choice.party}
         if choice.kind in ("deliver", "lose", "dup"):
             queue = net._queues[choice.party]
             d = queue[choice.index]
@@ -324,17 +369,14 @@ class Explorer:
         """The worlds one choice away, reduced where that loses nothing (see `_silent`)."""
         choices = list(self.choices(world))
         done: dict[Choice, World] = {}
-        # With reorder left in the budget, a message posted later may overtake the one
-        # delivered now: others' steps would enable a choice that conflicts with it.
-        reorder = "reorder" in self.faults and (self.max_faults is None or world.faults < self.max_faults)
-        if self.observed is not None and not reorder:
+        if self.observed is not None:
             by_party: dict[str, list[Choice]] = {}
             for c in choices:
                 by_party.setdefault(c.party, []).append(c)
             for party, own in sorted(by_party.items()):
                 # The party's choices all concern the head of its queue: deliver it, or
-                # lose or duplicate it where the fault budget allows.
-                if not all(c.kind in ("deliver", "lose", "dup") and c.index == 0 for c in own):
+                # lose, duplicate or hold it where the fault budget allows.
+                if not all(c.kind in _HEAD and c.index == 0 for c in own):
                     continue
                 ample = []
                 for c in own:
@@ -345,13 +387,14 @@ class Explorer:
         return [(c, done[c] if c in done else self.apply(world, c)) for c in choices]
 
     def _silent(self, world: World, nxt: World, party: str) -> bool:
-        """Partial-order reduction. When all a party can do now is deliver, lose or
-        duplicate the message at the head of its queue (no dialog, timer or signal of its
-        own), and each of these sends nothing (nor tries to: a rate limit depends on the
-        clock) and leaves unchanged what the safety
+        """Partial-order reduction. When all a party can do now is deliver, lose,
+        duplicate or hold back the message at the head of its queue (no dialog, timer or
+        signal of its own, no message held already), and each of these sends nothing (nor
+        tries to: a rate limit depends on the clock) and leaves unchanged what the safety
         invariants observe of it, they commute with every other party's choices: no one
-        else can change what the party does with the message, nor take it away or
-        overtake it (no reordering then); others' posts only append behind it. (A fault
+        else can change what the party does with the message, nor take it away; others'
+        posts only append behind it, and a message posted later can overtake it only once
+        it is held back (`choices`), which is among the party's choices here. (A fault
         here and a fault elsewhere draw on one budget: where only one fits, the runs with
         the other fault are still explored, after this party's delivery.) Every path
         that interleaves others' steps first reaches, after this party's step, the same
@@ -390,7 +433,9 @@ class Explorer:
                         report.bounded_by.append("depth")
                 continue
             successors = self.successors(world)
-            if not successors and self.terminal:
+            # A world stuck with a message held back, none behind it, is no run's end:
+            # the run where that message is delivered instead is explored.
+            if not successors and self.terminal and not world.held:
                 report.terminal_states += 1
                 self._check(world, path, report, violated, self.terminal)
             for choice, nxt in successors:
@@ -480,7 +525,8 @@ class Explorer:
             checks = self.safety
         elif any(i.__name__ == invariant for i in self.quiescent) and world.quiet:
             checks = self.quiescent
-        elif any(i.__name__ == invariant for i in self.terminal) and not any(True for _ in self.choices(world)):
+        elif (any(i.__name__ == invariant for i in self.terminal) and not world.held
+              and not any(True for _ in self.choices(world))):
             checks = self.terminal
         else:
             return None

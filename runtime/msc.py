@@ -2,9 +2,10 @@
 
 One lane per party. A delivered message is an arrow from its sender's lane to its
 receiver's; a message dropped on arrival (bad signature, security context not met, rate
-limit) ends in an `x` with the reason; state changes, user events, timeouts and
-notifications are notes in the party's lane. Messages a party receives from itself (the
-draft's channel delivers own broadcasts to the sender too, 1.2) are shown as `(own)`.
+limit) ends in an `x` with the reason; state changes, user events, timeouts,
+notifications and the faults the explorer injects are notes in the party's lane. Messages
+a party receives from itself (the draft's channel delivers own broadcasts to the sender
+too, 1.2) are shown as `(own)`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from runtime.party import TraceEntry
 
 __all__ = ["Row", "rows", "svg", "text"]
 
-SHOWN = {"receive", "drop", "state", "event", "timeout", "notify"}
+SHOWN = {"receive", "drop", "state", "event", "timeout", "notify", "fault"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,8 @@ def rows(trace: Sequence[TraceEntry]) -> list[Row]:
         elif e.kind == "drop":
             out.append(Row(e.time, "drop", e.peer or e.party, e.party, e.detail))
         else:
-            label = {"state": "[{}]", "event": "<{}>", "timeout": "timeout: {}", "notify": "{}"}[e.kind]
+            label = {"state": "[{}]", "event": "<{}>", "timeout": "timeout: {}", "notify": "{}",
+                     "fault": "! {}"}[e.kind]
             out.append(Row(e.time, "note", e.party, e.party, label.format(e.detail)))
     return out
 

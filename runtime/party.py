@@ -94,7 +94,7 @@ class TraceEntry(NamedTuple):
 
     time: float
     party: str
-    kind: str  # send, receive, drop, state, ignored, debug, timeout, event, notify
+    kind: str  # send, receive, drop, state, ignored, debug, timeout, event, notify, fault
     detail: str
     peer: str | None = None  # the other party of a send or receive
     message: str | None = None

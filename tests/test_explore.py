@@ -17,7 +17,7 @@ from conftest import ROOT
 from fsmc.cli import main
 from runtime.codec import Codec
 from runtime.envelope import DeviceKeys
-from runtime.explore import Explorer, Report, World
+from runtime.explore import Explorer, Report, World, _name
 from runtime.keysync import invariants
 from runtime.machine import Machine
 from runtime.seeded import SeededRandom
@@ -65,8 +65,9 @@ def quiet_worlds(explorer: Explorer) -> tuple[Report, dict[object, tuple[str, ..
 @pytest.mark.parametrize("settings", [
     {}, {"faults": frozenset({"reorder"}), "max_faults": 1}, {"user_events": 2},
     {"faults": frozenset({"loss", "dup"}), "max_faults": 1},
+    {"faults": frozenset({"loss", "dup", "reorder"}), "max_faults": 1},
     {"timeouts": 1},  # time moves: timers and rate limits depend on when things happen
-], ids=["plain", "reorder", "two-answers", "loss-dup", "timeouts"])
+], ids=["plain", "reorder", "two-answers", "loss-dup", "all-faults", "timeouts"])
 def test_the_reduction_loses_no_quiet_state_and_no_violation(form: Scenario, settings: dict) -> None:  # type: ignore[type-arg]
     full, full_quiet = quiet_worlds(Explorer(form, reduce=False, **settings))
     reduced, reduced_quiet = quiet_worlds(Explorer(form, **settings))
@@ -74,6 +75,44 @@ def test_the_reduction_loses_no_quiet_state_and_no_violation(form: Scenario, set
     assert set(reduced_quiet) == set(full_quiet)
     assert {v.invariant for v in reduced.violations} == {v.invariant for v in full.violations}
     assert reduced.terminal_states == full.terminal_states
+
+
+def test_reordering_two_ways_reaches_the_same_worlds(form: Scenario) -> None:
+    # Unreduced, a reorder is any message delivered before the head of its queue;
+    # reduced, the head is held back and a message behind it, then or later, overtakes it.
+    # Two reorders per run: a receiver may hold its head again after being overtaken.
+    settings = {"faults": frozenset({"reorder"}), "max_faults": 2}
+    direct, direct_quiet = quiet_worlds(Explorer(form, reduce=False, **settings))
+    held, held_quiet = quiet_worlds(Explorer(form, **settings))
+    assert direct.complete and held.complete
+    assert set(held_quiet) == set(direct_quiet)
+    assert dict(held.violating).keys() == dict(direct.violating).keys()
+
+
+def test_a_held_message_is_overtaken_once_and_counts_one_fault(form: Scenario) -> None:
+    explorer = Explorer(form, frozenset({"reorder"}), max_faults=1)
+    world = explorer.initial()
+    while not any(c.kind == "overtake" for c in explorer.choices(world)):
+        world = explorer.apply(world, next(c for c in explorer.choices(world) if c.kind == "deliver"))
+    hold = next(c for c in explorer.choices(world) if c.kind == "overtake")
+    # Reduced, no message is delivered past the head directly: only through a hold.
+    assert all(c.index == 0 for c in explorer.choices(world))
+    held = explorer.apply(world, hold, keep_trace=True)
+    assert held.held == {hold.party} and held.faults == 1 and held.disturbed
+    assert any(e.kind == "fault" and e.detail == f"{hold.detail} held back" for e in held.sim.trace)
+    assert not any(c.kind == "overtake" for c in explorer.choices(held))  # the budget is spent
+    own = [c for c in explorer.choices(held) if c.party == hold.party]
+    assert all(c.kind == "deliver" and c.index > 0 for c in own)  # the head waits
+    # Once a message behind it arrives and overtakes it, the receiver reads in order again.
+    while not own:
+        held = explorer.apply(held, next(c for c in explorer.choices(held) if c.kind == "deliver"))
+        own = [c for c in explorer.choices(held) if c.party == hold.party]
+    after = explorer.apply(held, own[0])
+    assert after.held == frozenset() and after.faults == 1
+    queue = after.sim.network._queues[hold.party]
+    assert _name(queue[0]) == hold.detail
+    assert [c.index for c in explorer.choices(after) if c.party == hold.party] == [0]
+
 
 
 def test_bounds_are_reported_and_never_a_proof(form: Scenario) -> None:
