@@ -21,6 +21,7 @@ Choices where the draft is silent, each tested:
 from __future__ import annotations
 
 import random
+import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,7 +129,9 @@ class KeySyncDevice:
 
     def _identities(self, identities: tuple[OwnIdentity, ...] | None = None) -> tuple[Any, ...]:
         """Own identities as the generated Identity records, with their default keys."""
-        from generated.sync import Identity  # the generated module of this protocol
+        # The record of the machine's own module: a compiled copy of the FSM (a mutant, a
+        # variant) has its own Identity class, and records of two classes never compare equal.
+        Identity = sys.modules[type(self.machine).__module__].Identity  # noqa: N806
 
         chosen = identities if identities is not None else tuple(self.keyring.identities.values())
         return tuple(
