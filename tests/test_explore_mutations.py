@@ -33,18 +33,36 @@ def test_each_mutant_changes_the_fsm_in_one_place() -> None:
     assert len({m.name for m in MUTANTS}) == len(MUTANTS)
 
 
-@pytest.mark.parametrize("index", range(len(MUTANTS)), ids=[m.name for m in MUTANTS])
-def test_mutant_is_caught(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    m: Mutant = MUTANTS[index]
+def compiled_copy(text: str, package: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`text` compiled as the importable package `package`; returns its generated module."""
     source = tmp_path / "src"
     source.mkdir()
     shutil.copy(ROOT / "protocols" / "pEp.asn1", source)
-    (source / "keysync.fsm").write_text(SOURCE.replace(m.old, m.new))
-    package = f"mutant{index}"
+    (source / "keysync.fsm").write_text(text)
     assert main(["compile", "-q", str(source / "keysync.fsm"), "-o", str(tmp_path / package)]) == 0
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, package, raising=False)
-    scenario = dataclasses.replace(load_scenario(SCENARIOS / m.scenario), module=f"{package}.sync")
+    return f"{package}.sync"
+
+
+def test_an_unmutated_copy_explores_exactly_as_the_generated_module(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # A mutant is told from the draft by what its own compiled copy does: the copy must
+    # behave as generated.sync does, down to records that the device builds (Identity).
+    module = compiled_copy(SOURCE, "unmutated", tmp_path, monkeypatch)
+    scenario = load_scenario(SCENARIOS / "keysync_form_group.toml")
+    settings = {"faults": frozenset({"loss", "dup", "reorder"}), "max_faults": 1}
+    original = Explorer(scenario, **settings).run()
+    copy = Explorer(dataclasses.replace(scenario, module=module), **settings).run()
+    assert (copy.states, copy.transitions, copy.quiet_states) == \
+        (original.states, original.transitions, original.quiet_states)
+
+
+@pytest.mark.parametrize("index", range(len(MUTANTS)), ids=[m.name for m in MUTANTS])
+def test_mutant_is_caught(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    m: Mutant = MUTANTS[index]
+    module = compiled_copy(SOURCE.replace(m.old, m.new), f"mutant{index}", tmp_path, monkeypatch)
+    scenario = dataclasses.replace(load_scenario(SCENARIOS / m.scenario), module=module)
     explorer = Explorer(scenario, **m.settings)
     report = explorer.run()
     assert report.complete
