@@ -509,17 +509,27 @@ class Explorer:
         while progress:
             progress = False
             for i in range(len(path) - 1, -1, -1):
-                candidate = path[:i] + path[i + 1:]
-                found = self._violation_at_end(candidate, violation.invariant)
+                found = self._violation_at_end(path[:i] + path[i + 1:], violation.invariant)
                 if found is not None:
-                    path, message, progress = candidate, found, True
+                    (path, message), progress = found, True
         return Violation(violation.invariant, message, path)
 
-    def _violation_at_end(self, path: tuple[Choice, ...], invariant: str) -> str | None:
+    def _violation_at_end(self, path: tuple[Choice, ...],
+                          invariant: str) -> tuple[tuple[Choice, ...], str] | None:
+        """Replay `path`; the path as replayed and the violation at its end, if any. A
+        delivery whose message has moved in its queue (a step before it was dropped)
+        is matched by receiver and message, so that dropping a hold or a lost message
+        leaves the messages behind it deliverable."""
         world = self.initial()
-        for choice in path:
-            if choice not in set(self.choices(world)):
+        replayed = []
+        for wanted in path:
+            available = list(self.choices(world))
+            choice = wanted if wanted in available else next(
+                (c for c in available if (c.kind, c.party, c.detail) == (wanted.kind, wanted.party, wanted.detail)),
+                None)
+            if choice is None:
                 return None
+            replayed.append(choice)
             world = self.apply(world, choice)
         if any(i.__name__ == invariant for i in self.safety):
             checks = self.safety
@@ -530,7 +540,8 @@ class Explorer:
             checks = self.terminal
         else:
             return None
-        return next((m for i in checks if i.__name__ == invariant and (m := i(world)) is not None), None)
+        message = next((m for i in checks if i.__name__ == invariant and (m := i(world)) is not None), None)
+        return None if message is None else (tuple(replayed), message)
 
 
 def unhandled_report(report: Report) -> list[str]:
