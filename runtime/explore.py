@@ -4,7 +4,7 @@ user choices, checked against the protocol designer's invariants.
 The world is a Simulation (runtime.simulation): the parties' machines, devices and I/O
 buffers, and the messages in flight. From each world the environment may:
   - deliver the next message to any receiver (each receiver reads its channel in order,
-    draft 1.2; with `reorder`, any message in flight to it: see `overtake` below),
+    draft 1.2; with `reorder`, any message in flight to it: see `hold` below),
   - lose the next message to a receiver (`loss`), or deliver a copy of it and keep it
     (`dup`, once each),
     at most `max_faults` times on one path when that bound is given (a fault model, like
@@ -54,7 +54,7 @@ USER_EVENTS = ("Accept", "Reject", "Cancel")
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    kind: str  # deliver, lose, dup, overtake, event, timeout
+    kind: str  # deliver, lose, dup, hold, event, timeout
     party: str
     detail: str = ""
     index: int = 0  # position in the receiver's queue, for deliveries
@@ -62,7 +62,7 @@ class Choice:
     def __str__(self) -> str:
         if self.kind in ("deliver", "lose", "dup"):
             return f"{self.kind} {self.detail} to {self.party}"
-        if self.kind == "overtake":
+        if self.kind == "hold":
             return f"hold {self.detail} to {self.party} for a message behind it"
         if self.kind == "event":
             return f"{self.detail} on {self.party}"
@@ -119,7 +119,7 @@ _WORLD_COPY: dict[str, Copier] = {
 
 Invariant = Callable[[World], str | None]
 
-_HEAD = frozenset({"deliver", "lose", "dup", "overtake"})  # choices about a queue's head
+_HEAD = frozenset({"deliver", "lose", "dup", "hold"})  # choices about a queue's head
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +255,7 @@ class Explorer:
         Reordering is one fault: a receiver gets a message before one posted earlier,
         which it gets later. Unreduced (`reduce=False`), that is its definition: deliver
         any message in flight to a receiver, the first in its queue or (a fault) any
-        after it. The reduced search injects the same fault in two steps, `overtake`:
+        after it. The reduced search injects the same fault in two steps, `hold`:
         the receiver's next message is held back (the fault), and the receiver then takes
         any message behind it, one in its queue already or one posted later (which is no
         fault more), before the held one. Both reach the same worlds. Only the second
@@ -280,7 +280,7 @@ class Explorer:
             if "dup" in self.faults and faulty and d.copy == 0 and (receiver, d.seq) not in world.dup_used:
                 yield Choice("dup", receiver, name, 0)
             if reorder and self.hold_to_reorder:
-                yield Choice("overtake", receiver, name, 0)
+                yield Choice("hold", receiver, name, 0)
             elif reorder:
                 for i in range(1, len(queue)):
                     yield Choice("deliver", receiver, _name(queue[i]), i)
@@ -320,12 +320,12 @@ class Explorer:
     def _step(self, world: World, choice: Choice) -> None:
         sim, net = world.sim, world.sim.network
         held = choice.party in world.held
-        fault = choice.kind in ("lose", "dup", "overtake") or (choice.kind == "deliver" and choice.index > 0
+        fault = choice.kind in ("lose", "dup", "hold") or (choice.kind == "deliver" and choice.index > 0
                                                               and not held)  # held: counted when held
         world.faults += fault
         if fault or choice.kind == "timeout" or (choice.kind == "event" and choice.detail != "Accept"):
             world.disturbed = True
-        if choice.kind == "overtake":
+        if choice.kind == "hold":
             world.held = world.held | {choice.party}
             sim.trace.append(TraceEntry(sim.now, choice.party, "fault", f"{choice.detail} held back",
                                         peer=net._queues[choice.party][0].sender, message=choice.detail))

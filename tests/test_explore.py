@@ -92,15 +92,15 @@ def test_reordering_two_ways_reaches_the_same_worlds(form: Scenario) -> None:
 def test_a_held_message_is_overtaken_once_and_counts_one_fault(form: Scenario) -> None:
     explorer = Explorer(form, frozenset({"reorder"}), max_faults=1)
     world = explorer.initial()
-    while not any(c.kind == "overtake" for c in explorer.choices(world)):
+    while not any(c.kind == "hold" for c in explorer.choices(world)):
         world = explorer.apply(world, next(c for c in explorer.choices(world) if c.kind == "deliver"))
-    hold = next(c for c in explorer.choices(world) if c.kind == "overtake")
+    hold = next(c for c in explorer.choices(world) if c.kind == "hold")
     # Reduced, no message is delivered past the head directly: only through a hold.
     assert all(c.index == 0 for c in explorer.choices(world))
     held = explorer.apply(world, hold, keep_trace=True)
     assert held.held == {hold.party} and held.faults == 1 and held.disturbed
     assert any(e.kind == "fault" and e.detail == f"{hold.detail} held back" for e in held.sim.trace)
-    assert not any(c.kind == "overtake" for c in explorer.choices(held))  # the budget is spent
+    assert not any(c.kind == "hold" for c in explorer.choices(held))  # the budget is spent
     own = [c for c in explorer.choices(held) if c.party == hold.party]
     assert all(c.kind == "deliver" and c.index > 0 for c in own)  # the head waits
     # Once a message behind it arrives and overtakes it, the receiver reads in order again.
@@ -392,8 +392,8 @@ def test_depth_first_reaches_what_breadth_first_reaches(form: Scenario, settings
         assert len(v.path) >= shortest[v.invariant]
         for i in range(len(v.path)):
             assert explorer._violation_at_end(v.path[:i] + v.path[i + 1:], v.invariant) is None
-        if not any(c.kind == "overtake" for c in next(b for b in bfs.violations if b.invariant == v.invariant).path):
-            assert not any(c.kind == "overtake" for c in v.path)
+        if not any(c.kind == "hold" for c in next(b for b in bfs.violations if b.invariant == v.invariant).path):
+            assert not any(c.kind == "hold" for c in v.path)
 
 
 def test_a_world_that_an_explored_world_subsumes_is_not_explored(form: Scenario) -> None:
