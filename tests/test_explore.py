@@ -114,7 +114,6 @@ def test_a_held_message_is_overtaken_once_and_counts_one_fault(form: Scenario) -
     assert [c.index for c in explorer.choices(after) if c.party == hold.party] == [0]
 
 
-
 def test_bounds_are_reported_and_never_a_proof(form: Scenario) -> None:
     by_states = Explorer(form, max_states=20).run()
     assert not by_states.complete and by_states.bounded_by == ["states"] and by_states.states == 20
