@@ -5,7 +5,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 FSMC    := $(VENV)/bin/fsmc
 STAMP   := $(VENV)/.installed-stamp
-PROTOCOLS := $(sort $(wildcard protocols/*.fsm))
+PROTOCOLS := $(sort $(wildcard protocols/*/*.fsm))
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup demo test generate diagrams bench check clean
@@ -44,7 +44,7 @@ bench: setup
 	$(PY) bench/bench_gka.py
 
 check: setup
-	$(VENV)/bin/ruff check fsmc runtime generated tests bench
+	$(VENV)/bin/ruff check fsmc runtime generated protocols tests bench
 	$(VENV)/bin/mypy
 
 clean:

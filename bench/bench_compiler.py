@@ -22,7 +22,7 @@ from fsmc.diagnostics import Diagnostics
 from fsmc.parser import parse_text
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYSYNC = ROOT / "protocols" / "keysync.fsm"
+KEYSYNC = ROOT / "protocols" / "keysync" / "keysync.fsm"
 
 
 def median_ms(fn: Callable[[], object], repeat: int) -> float:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from generated.sync import Identity, KeySync, KeySyncEvent, KeySyncState
+from generated.keysync import Identity, KeySync, KeySyncEvent, KeySyncState
 from runtime.machine import Send
 
 ROUNDS = 20_000

@@ -18,14 +18,15 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.explore import Explorer
-from runtime.simulation import Simulation, load_scenario
+from fsmc.build import load_scenario
+from runtime.harness.explore import Explorer
+from runtime.harness.simulation import Simulation
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ROOT / "protocols" / "scenarios"
-FORM = "keysync_form_group.toml"
-JOIN = "keysync_join_settled_group.toml"
-JOIN_FROM_START = "keysync_join_group.toml"  # the group's own start interleaved with the join
+SCENARIOS = ROOT / "protocols" / "keysync" / "scenarios"
+FORM = "form_group.toml"
+JOIN = "join_settled_group.toml"
+JOIN_FROM_START = "join_group.toml"  # the group's own start interleaved with the join
 
 RUNS: list[tuple[str, str, dict[str, object]]] = [
     (FORM, "none", {}),

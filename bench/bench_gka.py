@@ -29,12 +29,13 @@ from nacl.bindings import (
     crypto_sign_seed_keypair,
 )
 
-from generated import greeting
-from runtime.gka import crypto
-from runtime.network import FaultModel
-from runtime.simulation import Scenario, Simulation
+from generated import mpenc
+from protocols.mpenc import crypto
+from runtime import registry
+from runtime.harness.network import FaultModel
+from runtime.harness.simulation import Scenario, Simulation
 
-# The names in runtime.gka.crypto whose calls are cryptography: x25519 (on a received
+# The names in protocols.mpenc.crypto whose calls are cryptography: x25519 (on a received
 # point, and on the base point), ed25519 key derivation (a fixed-base scalar
 # multiplication, made once per seed: the cache is emptied before each run), signing and
 # verifying.
@@ -90,9 +91,9 @@ def establish(n: int, count: bool) -> tuple[float, Counter[str], int]:
     `count`: counting costs time of its own, so the timed run does not count), and the
     mean size of the packets it sent."""
     names = [f"member{i:03}@example.org" for i in range(n)]
-    scenario = Scenario(path=Path(f"establish-{n}"), description="", protocol="protocols/gka.fsm",
-                        module="generated.greeting", fsm="Member", devices="runtime.gka.scenario", seed=n,
-                        faults=FaultModel(), parties=[{"name": name} for name in names], steps=[], expect={})
+    scenario = Scenario(path=Path(f"establish-{n}"), description="", protocol=registry.get("mpenc"), machines=mpenc,
+                        fsm="Member", seed=n, faults=FaultModel(), parties=[{"name": name} for name in names],
+                        steps=[], expect={})
     counts: Counter[str] = Counter()
     originals = {name: getattr(crypto, name) for name in COUNTED}
 
@@ -108,7 +109,7 @@ def establish(n: int, count: bool) -> tuple[float, Counter[str], int]:
     # one cheaper: start cold. The parties' identity keys are derived here, before the
     # clock starts, as an application loads them.
     crypto._keypair.cache_clear()
-    greeting.CODEC.forget()
+    mpenc.CODEC.forget()
     sim = Simulation(scenario)
     sim.step({"start": True})
     if count:

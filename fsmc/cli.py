@@ -11,10 +11,14 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fsmc import model as m
 from fsmc.compiler import Compilation, load
 from fsmc.inspect import document_json
+
+if TYPE_CHECKING:
+    from runtime.harness.simulation import Scenario
 
 __all__ = ["main"]
 
@@ -123,14 +127,34 @@ def _cmd_diagram(args: argparse.Namespace) -> int:
     return _run_backend(args, dot.render_with_svg, "diagram")
 
 
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from runtime import msc
-    from runtime.simulation import ScenarioError, Simulation, load_scenario
+def _scenario(path: str) -> Scenario | int:
+    """The scenario, its protocol compiled from the DSL file as it is on disk; or the exit
+    status after saying, in one line, what is missing and where (a DSL file that does not
+    compile: its diagnostics)."""
+    from fsmc.build import BuildError, load_scenario
+    from runtime.errors import LocalError
 
     try:
-        scenario = load_scenario(Path(args.scenario))
+        return load_scenario(Path(path))
+    except BuildError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except LocalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from runtime.errors import LocalError
+    from runtime.harness import msc
+    from runtime.harness.simulation import Simulation
+
+    scenario = _scenario(args.scenario)
+    if isinstance(scenario, int):
+        return scenario
+    try:
         result = Simulation(scenario).run()
-    except ScenarioError as e:
+    except LocalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     title = f"{scenario.path.name}: {scenario.description}"
@@ -158,15 +182,14 @@ def _bound(text: str) -> int | None:
 
 
 def _cmd_explore(args: argparse.Namespace) -> int:
-    from runtime import msc
-    from runtime.explore import Explorer, Report, unhandled_report
-    from runtime.simulation import ScenarioError, load_scenario, trace_json
+    from runtime.errors import LocalError
+    from runtime.harness import msc
+    from runtime.harness.explore import Explorer, Report, unhandled_report
+    from runtime.harness.simulation import trace_json
 
-    try:
-        scenario = load_scenario(Path(args.scenario))
-    except ScenarioError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    scenario = _scenario(args.scenario)
+    if isinstance(scenario, int):
+        return scenario
     # The scenario's [explore] table gives defaults; the command line overrides them.
     settings = dict(scenario.explore)
     for key in ("faults", "max_faults", "max_depth", "max_states", "user_events", "timeouts", "signals",
@@ -188,7 +211,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             invariants=settings.get("invariants"), reduce=not args.no_reduction,
             search=str(settings.get("search", "bfs")),
         )
-    except (ValueError, ImportError, AttributeError, ScenarioError) as e:
+    except (ValueError, LocalError) as e:
         print(f"error: {scenario.path}: {e}", file=sys.stderr)
         return 2
 
@@ -278,7 +301,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--user-events", type=int, metavar="N", help="user answers per party (default 1)")
     p.add_argument("--timeouts", type=int, metavar="N", help="state timeouts that may fire per party (default 0)")
     p.add_argument("--signals", type=_csv, metavar="E,..", help="signaled events a party may raise, once each")
-    p.add_argument("--invariants", metavar="MODULE", help="the invariants' module (default: the scenario's)")
+    p.add_argument("--invariants", metavar="MODULE",
+                   help="a module whose INVARIANTS replace the protocol's (default: the protocol's own)")
     p.add_argument("--no-reduction", action="store_true", help="explore every interleaving, even commuting ones")
     p.add_argument("--search", choices=("bfs", "dfs"),
                    help="breadth-first (default: shortest counterexamples) or depth-first (for spaces too "

@@ -1,7 +1,7 @@
 """`make demo`: check and compile every protocol, render its diagrams, run simulations
 and an exploration.
 
-What runs is what a user runs: the `fsmc` commands, on protocols/*.fsm.
+What runs is what a user runs: the `fsmc` commands, on protocols/*/*.fsm.
 """
 
 from __future__ import annotations
@@ -22,20 +22,20 @@ def step(title: str, *args: str) -> None:
 
 
 def main() -> int:
-    protocols = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "protocols").glob("*.fsm"))
+    protocols = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "protocols").glob("*/*.fsm"))
     step("check every protocol", "check", *protocols)
-    step("the KeySync model", "inspect", "protocols/keysync.fsm")
+    step("the KeySync model", "inspect", "protocols/keysync/keysync.fsm")
     step("compile: Python machines and the ASN.1 codec into generated/", "compile", *protocols)
     step("diagrams into diagrams/", "diagram", *protocols)
     (ROOT / "out").mkdir(exist_ok=True)
     step("simulate: two devices of one user form a device group (draft 2.2.1.1)", "simulate",
-         "protocols/scenarios/keysync_form_group.toml", "--msc", "out/keysync_form_group.svg")
+         "protocols/keysync/scenarios/form_group.toml", "--msc", "out/keysync_form_group.svg")
     step("simulate: five mpENC members establish a session, include, exclude, refresh (design 5.2)",
-         "simulate", "protocols/scenarios/gka_sequence5.toml", "--msc", "out/gka_sequence5.svg")
+         "simulate", "protocols/mpenc/scenarios/sequence5.toml", "--msc", "out/gka_sequence5.svg")
     step("explore: every interleaving and user answer of forming a group, against KeySync's invariants",
-         "explore", "protocols/scenarios/keysync_form_group.toml")
+         "explore", "protocols/keysync/scenarios/form_group.toml")
     print("\nDiagrams:")
-    for svg in sorted((ROOT / "diagrams").glob("*.svg")):
+    for svg in sorted((ROOT / "diagrams").glob("*/*.svg")):
         print(f"  {svg.relative_to(ROOT)}")
     print("Sequence charts of the simulations:\n  out/keysync_form_group.svg\n  out/gka_sequence5.svg")
     return 0

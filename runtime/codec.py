@@ -26,26 +26,9 @@ import asn1tools.codecs
 from asn1tools.codecs import uper
 
 from runtime import uper as fast_uper
+from runtime.errors import DecodeError, EncodeError
 
-__all__ = ["Codec", "CodecError", "DecodeError", "EncodeError"]
-
-
-class CodecError(ValueError):
-    """Base of the codec's errors; `code` is machine-readable."""
-
-    code = "codec"
-
-
-class DecodeError(CodecError):
-    """Bytes that are not a valid encoding of the protocol type."""
-
-    code = "decode"
-
-
-class EncodeError(CodecError):
-    """A message value the ASN.1 type does not admit (e.g. a TID of 15 bytes)."""
-
-    code = "encode"
+__all__ = ["Codec", "DecodeError", "EncodeError"]
 
 
 def _to_wire(record: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Fast deep copies of a simulated world, for the explorer.
 
-The explorer (runtime.explore) copies a whole world at every transition, and generic
+The explorer (runtime.harness.explore) copies a whole world at every transition, and generic
 `copy.deepcopy` walks every list, dict, frozen record and slot of it: that was most of
 the exploration's time. The world's classes therefore say how each of their fields is
 copied (`copy_fields`):

@@ -15,6 +15,10 @@ Rules (draft-pep-keysync A.1, and the pEp engine where the draft is silent):
   the message from the buffer, build the message. Receiving (A.1.6.9): copy its fields
   into the buffer, then signal the event named after the message.
 - `End` (0) is terminal: the machine stops and ignores everything after.
+- An action may stop its machine (`stop`, KeySync's `disable`, A.1.3.2): once the event
+  and what it raised have run, the machine goes to End, whatever state it reached.
+- A state timeout (`timeout`) puts the machine back into its initial state and runs that
+  state's Init, as the pEp engine does; the driver decides when a timeout is due.
 """
 
 from __future__ import annotations
@@ -24,16 +28,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
+from runtime.errors import UnsetFieldError
+
 __all__ = [
     "END",
     "INIT",
     "TIMEOUT",
-    "BufferError",
     "Debug",
     "Effect",
     "Ignored",
     "Machine",
-    "MachineError",
     "Notify",
     "missing",
     "Send",
@@ -45,21 +49,9 @@ TIMEOUT = 0  # event numbers as in the pEp engine
 INIT = 1
 
 
-class MachineError(Exception):
-    """A fault of the local side: the protocol text or its bindings are wrong."""
-
-    code = "machine"
-
-
-class BufferError(MachineError):
-    """A message was sent with a field the I/O buffer does not hold."""
-
-    code = "buffer"
-
-
-def missing(message: str, field: str) -> BufferError:
+def missing(message: str, field: str) -> UnsetFieldError:
     """The error generated `from_buffer` methods raise for an empty buffer slot."""
-    return BufferError(f"send {message}: field {field} is not set in the I/O buffer")
+    return UnsetFieldError(f"send {message}: field {field} is not set in the I/O buffer")
 
 
 # Effects are NamedTuples: immutable, and cheap to build on the dispatch path (a frozen
@@ -112,7 +104,7 @@ class Machine:
     AUTO_VALUES: ClassVar[dict[str, Any]]  # auto field type -> value (Version)
     INITIAL: ClassVar[int]
 
-    __slots__ = ("bindings", "buffer", "capture", "effects", "_state", "_queue", "_running")
+    __slots__ = ("bindings", "buffer", "capture", "effects", "_state", "_queue", "_running", "_stopping")
 
     # HANDLERS as a list indexed by state number (states are numbered 0..n): an index is
     # cheaper than a hash on every event. Keyed by plain ints: an IntEnum key makes every
@@ -121,6 +113,8 @@ class Machine:
     # Every Transition effect made so far, by (old, new, event): there are few, they are
     # immutable, and a dict hit costs half of building the NamedTuple (bench_dispatch).
     _transitions: ClassVar[dict[tuple[int, int, int], Transition]]
+    # State number -> name, for traces and tools (from the generated `State` enum).
+    STATE_NAMES: ClassVar[dict[int, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -129,6 +123,9 @@ class Machine:
             cls._table = [{int(event): handler for event, handler in cls.HANDLERS.get(state, {}).items()}
                           for state in range(size)]
             cls._transitions = {}
+            states = cls.__dict__.get("State")
+            if states is not None:
+                cls.STATE_NAMES = {int(s): s.name for s in states}
 
     def __init__(self, bindings: Any, buffer: Any) -> None:
         self.bindings = bindings
@@ -140,6 +137,7 @@ class Machine:
         self._state = self.INITIAL
         self._queue: deque[int] = deque()
         self._running = False
+        self._stopping = False
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Machine:
         """A copy for the explorer, which copies whole worlds at every step: the
@@ -161,6 +159,7 @@ class Machine:
         twin._state = self._state
         twin._queue = deque(self._queue)  # event numbers
         twin._running = self._running
+        twin._stopping = self._stopping
         extra = getattr(self, "__dict__", None)  # a subclass without __slots__
         if extra:
             twin.__dict__.update(copy.deepcopy(extra, memo))
@@ -169,6 +168,15 @@ class Machine:
     @property
     def state(self) -> int:
         return self._state
+
+    @property
+    def state_id(self) -> int:
+        """The state's number (`state` is the generated State enum member)."""
+        return self._state
+
+    @property
+    def state_name(self) -> str:
+        return self.STATE_NAMES.get(self._state) or str(self._state)
 
     @property
     def stopped(self) -> bool:
@@ -188,6 +196,17 @@ class Machine:
     def start(self) -> list[Effect]:
         """Run InitState's Init handler (and whatever it leads to)."""
         return self.dispatch(INIT)
+
+    def timeout(self) -> list[Effect]:
+        """The state timed out: back to the initial state, whose Init runs (the pEp
+        engine's rule; docs/language.md)."""
+        self.reset()
+        return self.dispatch(INIT)
+
+    def stop(self) -> None:
+        """Called by an action: the machine ends in End once the current event and what
+        it raised have run (draft A.1.3.2, `disable`)."""
+        self._stopping = True
 
     def dispatch(self, event: int) -> list[Effect]:
         """Run `event` and every event it raises to completion; return the effects."""
@@ -223,13 +242,23 @@ class Machine:
                         event = INIT
                         new = init(self)
                 if not queue:
-                    return effects
+                    break
                 event = queue.popleft()
                 state = self._state
-            queue.clear()
+            else:
+                queue.clear()
         finally:
             self._running = False
+        if self._stopping:
+            self._halt(effects, event)
         return effects
+
+    def _halt(self, effects: list[Effect], event: int) -> None:
+        self._stopping = False
+        self._queue.clear()
+        if self._state != END:
+            effects.append(Transition(self._state, END, event))
+            self._state = END
 
     def signal(self, event: int) -> None:
         """Raise an event from an action; it runs after the current handler."""

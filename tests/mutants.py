@@ -18,7 +18,7 @@ class Mutant:
     new: str
     caught_by: str
     settings: dict[str, Any] = field(default_factory=dict)  # explorer options beyond the defaults
-    scenario: str = "keysync_form_group.toml"
+    scenario: str = "form_group.toml"
 
 
 MUTANTS = [

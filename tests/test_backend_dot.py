@@ -17,8 +17,8 @@ def test_golden(snippet: Path) -> None:
     c = load(snippet)
     (protocol,) = c.document.protocols
     out = dot.render(c, protocol)
-    assert sorted(out) == ["ping_full.dot", "ping_simplified.dot"]
-    check_golden("ping_full.dot", out["ping_full.dot"])
+    assert sorted(out) == ["demo/ping_full.dot", "demo/ping_simplified.dot"]
+    check_golden("ping_full.dot", out["demo/ping_full.dot"])
 
 
 def test_edge_labels_follow_paths_through_handlers(snippet: Path) -> None:
@@ -32,8 +32,9 @@ def test_edge_labels_follow_paths_through_handlers(snippet: Path) -> None:
 
 
 def keysync_dot(simplified: bool) -> str:
-    c = load(ROOT / "protocols" / "keysync.fsm")
-    return dot.render(c, c.document.protocols[0])["keysync_simplified.dot" if simplified else "keysync_full.dot"]
+    c = load(ROOT / "protocols" / "keysync" / "keysync.fsm")
+    name = "keysync/keysync_simplified.dot" if simplified else "keysync/keysync_full.dot"
+    return dot.render(c, c.document.protocols[0])[name]
 
 
 def test_keysync_full_diagram() -> None:

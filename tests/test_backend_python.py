@@ -13,7 +13,7 @@ from conftest import ROOT, check_golden, run_tool, tool
 
 from fsmc.backends import asn1, python
 from fsmc.compiler import load
-from runtime import BufferError, Debug, Ignored, Send, Transition
+from runtime import Debug, Ignored, Send, Transition, UnsetFieldError
 
 
 def compile_snippet(path: Path) -> ModuleType:
@@ -67,7 +67,7 @@ def test_generated_machine_runs(snippet: Path) -> None:
     assert machine.state is g.PingState.Idle
 
     # Sending loads fields from the I/O buffer and computes the auto Version (version 2, 1).
-    with pytest.raises(BufferError, match="Hello: field challenge"):
+    with pytest.raises(UnsetFieldError, match="Hello: field challenge"):
         machine.dispatch(g.PingEvent.Poke)
     machine.buffer.challenge = bytes(16)
     (sent,) = machine.dispatch(g.PingEvent.Poke)
@@ -104,7 +104,7 @@ def test_generated_keysync_module_passes_ruff_and_mypy() -> None:
         pytest.skip("ruff or mypy not installed")
     r = run_tool([ruff, "check", "generated"], ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
-    r = run_tool([mypy, "--strict", "generated/sync.py", "generated/greeting.py"], ROOT)
+    r = run_tool([mypy, "--strict", "generated/keysync.py", "generated/mpenc.py"], ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -9,7 +9,7 @@ from conftest import ROOT
 
 from fsmc.cli import main
 
-KEYSYNC = str(ROOT / "protocols" / "keysync.fsm")
+KEYSYNC = str(ROOT / "protocols" / "keysync" / "keysync.fsm")
 
 STATES = ["InitState", "Sole", "HandshakingOfferer", "HandshakingRequester", "HandshakingPhase1Offerer",
           "HandshakingPhase1Requester", "HandshakingPhase2Offerer", "FormingGroupOfferer", "FormingGroupRequester",

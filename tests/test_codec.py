@@ -11,21 +11,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generated import greeting, sync
+from generated import keysync, mpenc
 from runtime import DecodeError, EncodeError
 
 TID = st.binary(min_size=16, max_size=16)
 HASH = st.text(alphabet="0123456789ABCDEF", min_size=16, max_size=128)
 PSTRING = st.text(max_size=30)
-IDENTITY = st.builds(sync.Identity, address=PSTRING, fpr=HASH, user_id=PSTRING, username=PSTRING,
+IDENTITY = st.builds(keysync.Identity, address=PSTRING, fpr=HASH, user_id=PSTRING, username=PSTRING,
                      comm_type=st.integers(0, 255), lang=st.text(alphabet="abcdefghijklmnopqrstuvwxyz",
                                                                  min_size=2, max_size=2))
 BY_FIELD = {
     "challenge": TID, "response": TID, "negotiation": TID, "key": HASH, "is_group": st.booleans(),
-    "version": st.builds(sync.Version, major=st.integers(0, 255), minor=st.integers(0, 255)),
+    "version": st.builds(keysync.Version, major=st.integers(0, 255), minor=st.integers(0, 255)),
     "ownIdentities": st.lists(IDENTITY, max_size=3).map(tuple),
 }
-MESSAGES = list(sync.KeySync.MESSAGES.values())
+MESSAGES = list(keysync.KeySync.MESSAGES.values())
 
 
 def message_strategy(cls: type[Any]) -> st.SearchStrategy[Any]:
@@ -44,43 +44,43 @@ def test_every_message_has_a_strategy() -> None:
 @settings(max_examples=400, deadline=None)
 @given(messages)
 def test_every_message_round_trips(message: Any) -> None:
-    data = sync.CODEC.encode(message)
-    assert sync.CODEC.decode(data) == message
+    data = keysync.CODEC.encode(message)
+    assert keysync.CODEC.decode(data) == message
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=64))
 def test_random_bytes_decode_or_raise_decode_error(data: bytes) -> None:
     try:
-        message = sync.CODEC.decode(data)
+        message = keysync.CODEC.decode(data)
     except DecodeError:
         return
-    assert sync.CODEC.decode(sync.CODEC.encode(message)) == message
+    assert keysync.CODEC.decode(keysync.CODEC.encode(message)) == message
 
 
 @settings(max_examples=200, deadline=None)
 @given(messages, st.data())
 def test_truncated_or_corrupted_bytes_never_raise_anything_else(message: Any, data: st.DataObject) -> None:
-    encoded = sync.CODEC.encode(message)
+    encoded = keysync.CODEC.encode(message)
     cut = data.draw(st.integers(0, len(encoded) - 1))
     flip = data.draw(st.integers(0, len(encoded) * 8 - 1))
     corrupted = bytearray(encoded)
     corrupted[flip // 8] ^= 1 << (flip % 8)
     for bad in (encoded[:cut], bytes(corrupted)):
         with contextlib.suppress(DecodeError):
-            sync.CODEC.decode(bad)
+            keysync.CODEC.decode(bad)
 
 
 def test_errors_name_message_and_field() -> None:
-    beacon = sync.CODEC.encode(sync.Beacon(challenge=bytes(16), version=sync.Version()))
+    beacon = keysync.CODEC.encode(keysync.Beacon(challenge=bytes(16), version=keysync.Version()))
     try:
-        sync.CODEC.decode(beacon[:5])
+        keysync.CODEC.decode(beacon[:5])
     except DecodeError as e:
         assert "beacon.challenge" in str(e)
     else:
         raise AssertionError("truncated Beacon decoded")
     try:
-        sync.CODEC.encode(sync.Beacon(challenge=bytes(15), version=sync.Version()))
+        keysync.CODEC.encode(keysync.Beacon(challenge=bytes(15), version=keysync.Version()))
     except EncodeError as e:
         assert "Beacon" in str(e) and "challenge" in str(e)
     else:
@@ -88,8 +88,8 @@ def test_errors_name_message_and_field() -> None:
 
 
 def test_trailing_bytes_are_refused() -> None:
-    from generated.greeting import CODEC as GKA
-    from generated.greeting import Confirm, Version
+    from generated.mpenc import CODEC as GKA
+    from generated.mpenc import Confirm, Version
 
     data = GKA.encode(Confirm(version=Version(major=1, minor=0), source="alice", prevPf=bytes(32),
                               sessionSignature=bytes(64)))
@@ -101,5 +101,5 @@ def test_trailing_bytes_are_refused() -> None:
 def test_an_enumerated_type_carries_its_extension_bit() -> None:
     # X.691: an extensible ENUMERATED starts with the extension bit, then the index in two
     # bits: refresh (3) is 0 11, padded 0x60. Without the bit it would be 0xc0.
-    assert greeting.CODEC.spec.encode("Operation", "refresh") == b"\x60"
-    assert greeting.CODEC.fast is not None
+    assert mpenc.CODEC.spec.encode("Operation", "refresh") == b"\x60"
+    assert mpenc.CODEC.fast is not None

@@ -14,16 +14,17 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+from fsmc.build import load_scenario
 from fsmc.cli import main
+from protocols.keysync import invariants
+from protocols.keysync.envelope import DeviceKeys
 from runtime.codec import Codec
-from runtime.envelope import DeviceKeys
-from runtime.explore import Explorer, Report, World, _name
-from runtime.keysync import invariants
+from runtime.harness.explore import Explorer, Report, World, _name
+from runtime.harness.simulation import Scenario
 from runtime.machine import Machine
 from runtime.seeded import SeededRandom
-from runtime.simulation import Scenario, load_scenario
 
-FORM = ROOT / "protocols" / "scenarios" / "keysync_form_group.toml"
+FORM = ROOT / "protocols" / "keysync" / "scenarios" / "form_group.toml"
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +175,7 @@ def test_explore_command_json_and_charts(capsys: pytest.CaptureFixture[str], tmp
     assert "agreement_on_the_outcome" in names
     v = next(v for v in data["violations"] if v["invariant"] == "agreement_on_the_outcome")
     assert {"party", "kind", "detail"} <= set(v["trace"][0]) and v["choices"][-1].startswith("deliver")
-    svg = (tmp_path / "keysync_form_group-agreement_on_the_outcome.svg").read_text()
+    svg = (tmp_path / "form_group-agreement_on_the_outcome.svg").read_text()
     assert svg.startswith("<svg") or "<svg" in svg[:200]
 
 
@@ -206,7 +207,7 @@ def test_explore_command_rejects_bad_settings(capsys: pytest.CaptureFixture[str]
 
 # --- copies of a world: the explorer copies one at every transition (World.__deepcopy__)
 
-JOIN = ROOT / "protocols" / "scenarios" / "keysync_join_settled_group.toml"
+JOIN = ROOT / "protocols" / "keysync" / "scenarios" / "join_settled_group.toml"
 
 
 def mid_run(explorer: Explorer, steps: int) -> World:

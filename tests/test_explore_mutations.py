@@ -5,24 +5,23 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from conftest import ROOT
 from mutants import MUTANTS, Mutant
 
-from fsmc.cli import main
-from runtime.explore import Explorer
-from runtime.simulation import load_scenario
+from fsmc.build import load_scenario, machines
+from runtime.harness.explore import Explorer
 
-SOURCE = (ROOT / "protocols" / "keysync.fsm").read_text()
-SCENARIOS = ROOT / "protocols" / "scenarios"
+SOURCE = (ROOT / "protocols" / "keysync" / "keysync.fsm").read_text()
+SCENARIOS = ROOT / "protocols" / "keysync" / "scenarios"
 
 
 def test_the_unmutated_fsm_passes() -> None:
     for settings in {tuple(sorted(m.settings.items())) for m in MUTANTS}:
-        report = Explorer(load_scenario(SCENARIOS / "keysync_form_group.toml"), **dict(settings)).run()
+        report = Explorer(load_scenario(SCENARIOS / "form_group.toml"), **dict(settings)).run()
         assert report.complete and report.violations == [], settings
 
 
@@ -33,36 +32,33 @@ def test_each_mutant_changes_the_fsm_in_one_place() -> None:
     assert len({m.name for m in MUTANTS}) == len(MUTANTS)
 
 
-def compiled_copy(text: str, package: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """`text` compiled as the importable package `package`; returns its generated module."""
+def compiled_copy(text: str, tmp_path: Path) -> ModuleType:
+    """`text`, a copy of keysync.fsm, compiled (as `fsmc explore` would compile it)."""
     source = tmp_path / "src"
     source.mkdir()
-    shutil.copy(ROOT / "protocols" / "pEp.asn1", source)
+    shutil.copy(ROOT / "protocols" / "keysync" / "pEp.asn1", source)
     (source / "keysync.fsm").write_text(text)
-    assert main(["compile", "-q", str(source / "keysync.fsm"), "-o", str(tmp_path / package)]) == 0
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, package, raising=False)
-    return f"{package}.sync"
+    return machines(source / "keysync.fsm")
 
 
-def test_an_unmutated_copy_explores_exactly_as_the_generated_module(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unmutated_copy_explores_exactly_as_the_generated_module(tmp_path: Path) -> None:
     # A mutant is told from the draft by what its own compiled copy does: the copy must
-    # behave as generated.sync does, down to records that the device builds (Identity).
-    module = compiled_copy(SOURCE, "unmutated", tmp_path, monkeypatch)
-    scenario = load_scenario(SCENARIOS / "keysync_form_group.toml")
+    # behave as generated.keysync does, down to records that the device builds (Identity).
+    import generated.keysync
+
+    scenario = load_scenario(SCENARIOS / "form_group.toml")
     settings = {"faults": frozenset({"loss", "dup", "reorder"}), "max_faults": 1}
-    original = Explorer(scenario, **settings).run()
-    copy = Explorer(dataclasses.replace(scenario, module=module), **settings).run()
+    original = Explorer(dataclasses.replace(scenario, machines=generated.keysync), **settings).run()
+    copy = Explorer(dataclasses.replace(scenario, machines=compiled_copy(SOURCE, tmp_path)), **settings).run()
     assert (copy.states, copy.transitions, copy.quiet_states) == \
         (original.states, original.transitions, original.quiet_states)
 
 
 @pytest.mark.parametrize("index", range(len(MUTANTS)), ids=[m.name for m in MUTANTS])
-def test_mutant_is_caught(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mutant_is_caught(index: int, tmp_path: Path) -> None:
     m: Mutant = MUTANTS[index]
-    module = compiled_copy(SOURCE.replace(m.old, m.new), f"mutant{index}", tmp_path, monkeypatch)
-    scenario = dataclasses.replace(load_scenario(SCENARIOS / m.scenario), module=module)
+    module = compiled_copy(SOURCE.replace(m.old, m.new), tmp_path)
+    scenario = dataclasses.replace(load_scenario(SCENARIOS / m.scenario), machines=module)
     explorer = Explorer(scenario, **m.settings)
     report = explorer.run()
     assert report.complete

@@ -1,4 +1,5 @@
-"""generated/ and diagrams/ are exactly what the compiler produces from protocols/.
+"""generated/ and diagrams/ are exactly what the compiler produces from protocols/, and
+exactly what `fsmc simulate` and `fsmc explore` compile from the DSL files on disk.
 
 `make generate` rewrites them; this test fails when a committed file drifts (someone
 edited generated code, or changed the compiler without regenerating).
@@ -12,15 +13,17 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+from fsmc import build
 from fsmc.cli import main
+from runtime import registry
 
-PROTOCOLS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "protocols").glob("*.fsm"))
+PROTOCOLS = [str(m.dsl.relative_to(ROOT)) for m in registry.protocols().values()]
 IGNORED = {"py.typed", "__pycache__"}
 
 
 def files(directory: Path) -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.iterdir())
-            if p.is_file() and p.name not in IGNORED}
+    return {p.relative_to(directory).as_posix(): p.read_text(encoding="utf-8") for p in sorted(directory.rglob("*"))
+            if p.is_file() and p.name not in IGNORED and "__pycache__" not in p.parts}
 
 
 def regenerate(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
@@ -28,6 +31,10 @@ def regenerate(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     out = tmp_path / command
     assert main([command, "--quiet", "-o", str(out), *PROTOCOLS]) == 0
     return files(out)
+
+
+def test_every_protocol_of_the_registry_is_a_dsl_file_of_the_project() -> None:
+    assert PROTOCOLS and all((ROOT / p).is_file() for p in PROTOCOLS)
 
 
 @pytest.mark.parametrize(("command", "directory"), [("compile", "generated"), ("diagram", "diagrams")])
@@ -40,3 +47,15 @@ def test_committed_output_is_up_to_date(command: str, directory: str, tmp_path: 
     assert sorted(fresh) == sorted(committed), f"{directory}/ has missing or extra files: run `make generate`"
     for name in fresh:
         assert fresh[name] == committed[name], f"{directory}/{name} drifted: run `make generate`"
+
+
+@pytest.mark.parametrize("name", sorted(registry.protocols()))
+def test_what_scenarios_run_is_the_committed_module(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scenario's machines, compiled from the DSL file, are byte for byte generated/."""
+    monkeypatch.chdir(ROOT)
+    module = build.protocol_machines(registry.get(name))
+    assert module.__file__ is not None
+    compiled = Path(module.__file__)
+    for suffix in (".py", ".asn1"):
+        assert compiled.with_suffix(suffix).read_text(encoding="utf-8") == \
+            (ROOT / "generated" / f"{name}{suffix}").read_text(encoding="utf-8"), f"{name}{suffix}"

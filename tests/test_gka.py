@@ -11,20 +11,20 @@ from typing import Any
 import pytest
 from conftest import ROOT
 
-from runtime.gka import crypto
-from runtime.gka.device import GreetingMember, Session
-from runtime.network import Delivery
-from runtime.simulation import Scenario, Simulation, load_scenario
+from fsmc.build import load_scenario
+from protocols.mpenc import crypto
+from protocols.mpenc.member import GreetingMember, Session
+from runtime.harness.network import Delivery
+from runtime.harness.simulation import Scenario, Simulation
 
 NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
-SEQUENCE = ROOT / "protocols" / "scenarios" / "gka_sequence5.toml"
+SEQUENCE = ROOT / "protocols" / "mpenc" / "scenarios" / "sequence5.toml"
 
 
 def scenario(n: int, seed: int = 1) -> Scenario:
-    return Scenario(path=Path(f"gka_{n}.toml"), description=f"{n} members", protocol="protocols/gka.fsm",
-                    module="generated.greeting", fsm="Member", devices="runtime.gka.scenario", seed=seed,
-                    faults=load_scenario(SEQUENCE).faults, parties=[{"name": name} for name in NAMES[:n]],
-                    steps=[{"start": True}], expect={})
+    return dataclasses.replace(load_scenario(SEQUENCE), path=Path(f"mpenc_{n}.toml"), description=f"{n} members",
+                               seed=seed, parties=[{"name": name} for name in NAMES[:n]], steps=[{"start": True}],
+                               expect={}, explore={})
 
 
 def member(sim: Simulation, name: str) -> GreetingMember:
@@ -139,7 +139,8 @@ def test_refresh_changes_the_key_not_the_members() -> None:
     assert now.group_key != old.group_key and now.sid != old.sid and now.chain_hash != old.chain_hash
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "protocols" / "scenarios").glob("gka_*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "protocols" / "mpenc" / "scenarios").glob("*.toml")),
+                         ids=lambda p: p.name)
 def test_scenario_files(path: Path) -> None:
     result = Simulation(load_scenario(path)).run()
     assert result.ok, result.failures
@@ -269,27 +270,25 @@ def test_concurrent_refreshes_of_two_members() -> None:
 
 
 @pytest.mark.parametrize(("name", "settings"), [
-    ("gka_establish.toml", {}),
-    ("gka_establish.toml", {"faults": frozenset({"loss"}), "max_faults": 1, "timeouts": 1}),
-    ("gka_concurrent.toml", {}),
+    ("establish.toml", {}),
+    ("establish.toml", {"faults": frozenset({"loss"}), "max_faults": 1, "timeouts": 1}),
+    ("concurrent.toml", {}),
 ])
 def test_explored_completely_and_holds(name: str, settings: dict[str, Any]) -> None:
-    from runtime.explore import Explorer
+    from runtime.harness.explore import Explorer
 
-    report = Explorer(load_scenario(ROOT / "protocols" / "scenarios" / name), **settings).run()
+    report = Explorer(load_scenario(ROOT / "protocols" / "mpenc" / "scenarios" / name), **settings).run()
     assert report.complete and report.violations == []
     assert report.quiet_states > 0
 
 
-def test_exploration_catches_a_member_that_completes_too_early(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exploration_catches_a_member_that_completes_too_early(tmp_path: Path) -> None:
     import shutil
-    import sys
 
-    from fsmc.cli import main
-    from runtime.explore import Explorer
+    from fsmc.build import machines
+    from runtime.harness.explore import Explorer
 
-    source = (ROOT / "protocols" / "gka.fsm").read_text()
+    source = (ROOT / "protocols" / "mpenc" / "mpenc.fsm").read_text()
     old = """                if confirmationVerified {
                     if allConfirmed {
                         do completeOperation;
@@ -298,16 +297,13 @@ def test_exploration_catches_a_member_that_completes_too_early(tmp_path: Path,
                 }"""
     assert source.count(old) == 1
     (tmp_path / "src").mkdir()
-    shutil.copy(ROOT / "protocols" / "mpENC.asn1", tmp_path / "src")
-    (tmp_path / "src" / "gka.fsm").write_text(source.replace(old, """                if confirmationVerified {
+    shutil.copy(ROOT / "protocols" / "mpenc" / "mpENC.asn1", tmp_path / "src")
+    (tmp_path / "src" / "mpenc.fsm").write_text(source.replace(old, """                if confirmationVerified {
                     do completeOperation;
                     go InSession;
                 }"""))
-    assert main(["compile", "-q", str(tmp_path / "src" / "gka.fsm"), "-o", str(tmp_path / "gkamutant")]) == 0
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "gkamutant", raising=False)
-    scenario = dataclasses.replace(load_scenario(ROOT / "protocols" / "scenarios" / "gka_establish.toml"),
-                                   module="gkamutant.greeting")
+    scenario = dataclasses.replace(load_scenario(ROOT / "protocols" / "mpenc" / "scenarios" / "establish.toml"),
+                                   machines=machines(tmp_path / "src" / "mpenc.fsm"))
     report = Explorer(scenario).run()
     assert [v.invariant for v in report.violations] == ["members_agree"]
     assert "completed without verifying" in report.violations[0].message

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from nacl.bindings import crypto_core_ed25519_scalar_mul, crypto_scalarmult, crypto_scalarmult_base
 from nacl.signing import SigningKey
 
-from runtime.gka.crypto import (
+from protocols.mpenc.crypto import (
     BASE_POINT,
     GkaCryptoError,
     aka_exclude,

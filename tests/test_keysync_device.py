@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 import uuid
 
-from generated.sync import Identity, KeySync
-from runtime.envelope import DeviceKeys
-from runtime.keysync import KeyRing, KeySyncDevice, OwnIdentity, trustwords
+from generated.keysync import Identity, KeySync
+from protocols.keysync import KeyRing, KeySyncDevice, OwnIdentity, trustwords
+from protocols.keysync.envelope import DeviceKeys
 
 
 def device(seed: int = 1) -> KeySyncDevice:

@@ -10,12 +10,13 @@ from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generated import sync
-from runtime.envelope import DeviceKeys, EnvelopeError, open_envelope, seal
-from runtime.network import FaultModel, InMemoryNetwork
-from runtime.simulation import Simulation, load_scenario
+from fsmc.build import load_scenario
+from generated import keysync
+from protocols.keysync.envelope import DeviceKeys, EnvelopeError, open_envelope, seal
+from runtime.harness.network import FaultModel, InMemoryNetwork
+from runtime.harness.simulation import Simulation
 
-SCENARIOS = ROOT / "protocols" / "scenarios"
+SCENARIOS = ROOT / "protocols" / "keysync" / "scenarios"
 
 
 def simulation(name: str) -> Simulation:
@@ -95,7 +96,7 @@ def snapshot(sim: Simulation) -> object:
 
 
 def handshaking() -> Simulation:
-    sim = simulation("keysync_form_group.toml")
+    sim = simulation("form_group.toml")
     sim.step({"start": True})
     sim.step({"deliver": True})
     return sim
@@ -121,9 +122,9 @@ def test_a_tampered_message_is_dropped_and_changes_nothing() -> None:
     offerer.machine.buffer.negotiation = requester.device.negotiation
     offerer.device.seen[requester.device.keyring.primary] = requester.device.keyring.encryption_key(
         requester.device.keyring.primary)
-    good = offerer.device.seal(sync.Rollback(negotiation=requester.device.negotiation),
-                               sync.CODEC.encode(sync.Rollback(negotiation=requester.device.negotiation)),
-                               offerer.device.capture(sync.Rollback(negotiation=requester.device.negotiation)))
+    good = offerer.device.seal(keysync.Rollback(negotiation=requester.device.negotiation),
+                               keysync.CODEC.encode(keysync.Rollback(negotiation=requester.device.negotiation)),
+                               offerer.device.capture(keysync.Rollback(negotiation=requester.device.negotiation)))
     bad = bytearray(good)
     bad[len(bad) // 2] ^= 1
     before = snapshot(sim)
@@ -140,17 +141,17 @@ def test_a_tampered_message_is_dropped_and_changes_nothing() -> None:
 def test_a_trusted_message_from_an_untrusted_key_is_dropped_before_any_handler() -> None:
     """GroupKeysUpdate (security=attach_own_keys_for_group) from a stranger: dropped, its
     attached keys not imported, the machine's state and keys unchanged."""
-    sim = simulation("keysync_cannot_decrypt.toml")
+    sim = simulation("cannot_decrypt.toml")
     sim.step({"start": True})
     sim.step({"deliver": True})
     laptop = sim.parties["laptop"]
     stranger = DeviceKeys.generate(b"s" * 32)
-    from runtime.keysync.keys import KeyRing
+    from protocols.keysync.keys import KeyRing
 
     ring = KeyRing()
     ring.add(stranger)
-    message = sync.GroupKeysUpdate(ownIdentities=())
-    data = sync.CODEC.encode(message)
+    message = keysync.GroupKeysUpdate(ownIdentities=())
+    data = keysync.CODEC.encode(message)
     payload = len(data).to_bytes(2, "big") + data + ring.export([stranger.fingerprint])
     envelope = seal(payload, stranger, [laptop.device.keyring.encryption_key(laptop.device.keyring.primary)])
     before = snapshot(sim)
@@ -163,7 +164,7 @@ def test_a_trusted_message_from_an_untrusted_key_is_dropped_before_any_handler()
 
 
 def test_rate_limit_drops_a_second_beacon_within_ten_seconds() -> None:
-    sim = simulation("keysync_form_group.toml")
+    sim = simulation("form_group.toml")
     sim.step({"start": True})
     laptop = sim.parties["laptop"]
     laptop.event(laptop.machine.Event.KeyGen, "KeyGen")  # Sole: on KeyGen send Beacon
@@ -175,7 +176,7 @@ def test_rate_limit_drops_a_second_beacon_within_ten_seconds() -> None:
 
 
 def test_broadcast_goes_on_every_transport_anycast_on_the_active_one(tmp_path: Path) -> None:
-    text = (SCENARIOS / "keysync_form_group.toml").read_text()
+    text = (SCENARIOS / "form_group.toml").read_text()
     text = text.replace('name = "laptop"\n', 'name = "laptop"\ntransports = ["imap", "smtp"]\n')
     text = text.replace('name = "phone"\n', 'name = "phone"\ntransports = ["imap", "smtp"]\n')
     path = tmp_path / "two_transports.toml"

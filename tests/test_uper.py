@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_codec import HASH, TID
 
-from generated import greeting, sync
+from generated import keysync, mpenc
 from runtime import Codec, DecodeError, EncodeError
 from runtime import uper as fast_uper
 from runtime.codec import _to_wire
@@ -95,19 +95,20 @@ def lists(element: st.SearchStrategy[Any], cheap: st.SearchStrategy[Any]) -> st.
 
 PSTRING = text(0, 1024)
 LANG = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=2)
-IDENTITY = st.builds(sync.Identity, address=PSTRING, fpr=HASH, user_id=PSTRING, username=PSTRING,
+IDENTITY = st.builds(keysync.Identity, address=PSTRING, fpr=HASH, user_id=PSTRING, username=PSTRING,
                      comm_type=st.integers(0, 255), lang=LANG)
-CHEAP_IDENTITY = st.builds(sync.Identity, address=st.sampled_from(["", "a@b", "é@€"]), fpr=st.just("0123456789ABCDEF"),
-                           user_id=st.just("u"), username=st.just("😀"), comm_type=st.integers(0, 255), lang=LANG)
+CHEAP_IDENTITY = st.builds(keysync.Identity, address=st.sampled_from(["", "a@b", "é@€"]),
+                           fpr=st.just("0123456789ABCDEF"), user_id=st.just("u"), username=st.just("😀"),
+                           comm_type=st.integers(0, 255), lang=LANG)
 SYNC_FIELDS = {
     "challenge": TID, "response": TID, "negotiation": TID, "key": HASH, "is_group": st.booleans(),
-    "version": st.builds(sync.Version, major=st.integers(0, 255), minor=st.integers(0, 255)),
+    "version": st.builds(keysync.Version, major=st.integers(0, 255), minor=st.integers(0, 255)),
     "ownIdentities": lists(IDENTITY, CHEAP_IDENTITY),
 }
 MEMBER_ID = text(1, 255)
 KEY = st.binary(min_size=32, max_size=32)
 GREETING_FIELDS = {
-    "version": st.builds(greeting.Version, major=st.integers(0, 255), minor=st.integers(0, 255)),
+    "version": st.builds(mpenc.Version, major=st.integers(0, 255), minor=st.integers(0, 255)),
     "operation": st.sampled_from(["establish", "include", "exclude", "refresh"]),
     "initial": st.booleans(), "source": MEMBER_ID, "dest": MEMBER_ID,
     "members": lists(MEMBER_ID, st.sampled_from(["m", "é", "😀" * 255])),
@@ -124,9 +125,10 @@ def messages(classes: Any, fields: dict[str, st.SearchStrategy[Any]]) -> st.Sear
 
 
 PROTOCOLS = {
-    "sync": (sync.CODEC, sync.KeySync.MESSAGES.values(), messages(sync.KeySync.MESSAGES.values(), SYNC_FIELDS)),
-    "greeting": (greeting.CODEC, greeting.Member.MESSAGES.values(),
-                 messages(greeting.Member.MESSAGES.values(), GREETING_FIELDS)),
+    "sync": (keysync.CODEC, keysync.KeySync.MESSAGES.values(),
+             messages(keysync.KeySync.MESSAGES.values(), SYNC_FIELDS)),
+    "greeting": (mpenc.CODEC, mpenc.Member.MESSAGES.values(),
+                 messages(mpenc.Member.MESSAGES.values(), GREETING_FIELDS)),
 }
 
 
@@ -173,17 +175,17 @@ def test_messages_encode_and_decode_as_asn1tools(protocol: str, data: st.DataObj
 
 @pytest.mark.parametrize("count", [0, 1, 127, 128, 129])
 def test_list_lengths_around_the_determinant(count: int) -> None:
-    upflow = greeting.Upflow(
-        version=greeting.Version(), operation="refresh", initial=False, source="😀" * 255, dest="é",
+    upflow = mpenc.Upflow(
+        version=mpenc.Version(), operation="refresh", initial=False, source="😀" * 255, dest="é",
         members=tuple(f"member {i} €" for i in range(count)), intermediateKeys=(bytes(32),) * count,
         nonces=tuple(bytes([i]) * 32 for i in range(count)), ephemeralKeys=(b"\x80" * 32,) * count,
         prevPf=bytes(range(32)), chainHash=b"\x01" * 32)
-    codec = greeting.CODEC
+    codec = mpenc.CODEC
     assert_encodes_as_asn1tools(fast_of(codec), codec.spec, codec._type, wire(upflow))
-    offerer = sync.OwnKeysOfferer(ownIdentities=(sync.Identity(
+    offerer = keysync.OwnKeysOfferer(ownIdentities=(keysync.Identity(
         address="😀" * 1024, fpr="0123456789ABCDEF" * 8, user_id="€" * 43, username="é" * 64, comm_type=count % 256,
         lang="zz"),) * count)
-    codec = sync.CODEC
+    codec = keysync.CODEC
     assert_encodes_as_asn1tools(fast_of(codec), codec.spec, codec._type, wire(offerer))
 
 
@@ -267,17 +269,17 @@ def test_invalid_values_are_refused_or_encoded_as_asn1tools(protocol: str, data:
 
 
 def test_known_errors_keep_their_words() -> None:
-    beacon = sync.CODEC.encode(sync.Beacon(challenge=bytes(16), version=sync.Version()))
+    beacon = keysync.CODEC.encode(keysync.Beacon(challenge=bytes(16), version=keysync.Version()))
     with pytest.raises(DecodeError, match=r"^Sync\.keysync\.beacon\.challenge: out of data"):
-        sync.CODEC._decode_message(beacon[:5])
+        keysync.CODEC._decode_message(beacon[:5])
     # 1 + 1 + 5 + 1 bits of CHOICEs and SEQUENCE, 128 of challenge, 3 of Version, 8 of major, 8 of minor.
-    beacon = sync.CODEC.encode(sync.Beacon(challenge=bytes(16), version=sync.Version(major=3, minor=4)))
+    beacon = keysync.CODEC.encode(keysync.Beacon(challenge=bytes(16), version=keysync.Version(major=3, minor=4)))
     with pytest.raises(DecodeError, match=r"^Sync\.keysync\.beacon\.version\.minor: out of data"):
-        sync.CODEC._decode_message(beacon[:19])
+        keysync.CODEC._decode_message(beacon[:19])
     with pytest.raises(EncodeError, match="Beacon.*challenge.*Expected between 16 and 16 bytes, but got 15"):
-        sync.CODEC.encode(sync.Beacon(challenge=bytes(15), version=sync.Version()))
+        keysync.CODEC.encode(keysync.Beacon(challenge=bytes(15), version=keysync.Version()))
     with pytest.raises(EncodeError, match=r"Expected between 1 and 255 characters, but got 0"):
-        greeting.CODEC.encode(greeting.Confirm(version=greeting.Version(), source="", prevPf=bytes(32),
+        mpenc.CODEC.encode(mpenc.Confirm(version=mpenc.Version(), source="", prevPf=bytes(32),
                                                sessionSignature=bytes(64)))
 
 
@@ -477,8 +479,8 @@ def test_what_it_does_not_handle_it_says_at_compile_time(declaration: str) -> No
 
 def test_the_checked_constraints_are_enforced_on_decoding() -> None:
     # UTF8String's SIZE is not in the bits: only the constraints check rejects 0 characters.
-    codec = greeting.CODEC
-    confirm = greeting.Confirm(version=greeting.Version(), source="", prevPf=bytes(32), sessionSignature=bytes(64))
+    codec = mpenc.CODEC
+    confirm = mpenc.Confirm(version=mpenc.Version(), source="", prevPf=bytes(32), sessionSignature=bytes(64))
     data = bytes(codec.spec.encode(codec._type, wire(confirm), check_constraints=False))
     with pytest.raises(fast_uper.Refused):
         fast_of(codec).decode(data)
@@ -499,10 +501,10 @@ def test_unusual_python_types_are_refused_not_coerced() -> None:
 
 
 def test_an_unknown_enumerated_value_is_an_encode_error_naming_the_message() -> None:
-    upflow = greeting.Upflow(
-        version=greeting.Version(), operation="merge", initial=True, source="a", dest="b", members=("a", "b"),
+    upflow = mpenc.Upflow(
+        version=mpenc.Version(), operation="merge", initial=True, source="a", dest="b", members=("a", "b"),
         intermediateKeys=(bytes(32),), nonces=(bytes(32),), ephemeralKeys=(bytes(32),), prevPf=bytes(32),
         chainHash=bytes(32))
-    for codec in (greeting.CODEC, asn1tools_only("greeting")):
+    for codec in (mpenc.CODEC, asn1tools_only("greeting")):
         with pytest.raises(EncodeError, match="Upflow: no such enumerated value 'merge'"):
             codec.encode(upflow)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from fsmc import model as m
 from fsmc.backends.common import header, source_name
+from fsmc.backends.common import module_name as file_name
 from fsmc.compiler import Compilation
 
 __all__ = ["asn1_name", "choice_name", "module_name", "render", "render_text"]
@@ -95,4 +96,4 @@ def render_text(compilation: Compilation, protocol: m.Protocol) -> str:
 
 
 def render(compilation: Compilation, protocol: m.Protocol) -> dict[str, str]:
-    return {f"{protocol.name.lower()}.asn1": render_text(compilation, protocol)}
+    return {f"{file_name(compilation, protocol)}.asn1": render_text(compilation, protocol)}

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["header", "source_name"]
+if TYPE_CHECKING:
+    from fsmc import model as m
+    from fsmc.compiler import Compilation
+
+__all__ = ["header", "module_name", "source_name"]
+
+
+def module_name(compilation: Compilation, protocol: m.Protocol) -> str:
+    """One name per protocol for its generated module, its ASN.1 file and its diagrams'
+    folder: the DSL file's name (protocols/keysync/keysync.fsm: keysync), as its
+    protocol folder is named; a file that declares several protocols adds each one's
+    name (file_protocol)."""
+    stem = re.sub(r"\W", "_", Path(compilation.path).stem.lower())
+    if len(compilation.document.protocols) == 1:
+        return stem
+    return f"{stem}_{protocol.name.lower()}"
 
 
 def source_name(path: Path | str) -> str:

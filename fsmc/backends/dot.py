@@ -25,7 +25,7 @@ import subprocess
 from dataclasses import dataclass
 
 from fsmc import model as m
-from fsmc.backends.common import header, source_name
+from fsmc.backends.common import header, module_name, source_name
 from fsmc.compiler import Compilation
 
 __all__ = ["SIMPLIFIED_AWAY", "Edge", "edges", "render", "render_dot", "render_with_svg", "svg"]
@@ -139,8 +139,9 @@ def render_dot(fsm: m.Fsm, source: str, simplified: bool) -> str:
 def render(compilation: Compilation, protocol: m.Protocol) -> dict[str, str]:
     source = source_name(compilation.path)
     out = {}
+    folder = module_name(compilation, protocol)  # two protocols' fsms may share a name
     for fsm in protocol.fsms:
-        base = fsm.name.lower()
+        base = f"{folder}/{fsm.name.lower()}"
         out[f"{base}_full.dot"] = render_dot(fsm, source, simplified=False)
         out[f"{base}_simplified.dot"] = render_dot(fsm, source, simplified=True)
     return out

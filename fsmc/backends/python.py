@@ -21,7 +21,7 @@ import jinja2
 from fsmc import model as m
 from fsmc.asn1types import Kind, TypeModule
 from fsmc.backends.asn1 import asn1_name, choice_name, protocol_choice_name
-from fsmc.backends.common import header, source_name
+from fsmc.backends.common import header, module_name, source_name
 from fsmc.compiler import Compilation
 
 __all__ = ["PACKAGE_INIT", "render", "render_text"]
@@ -257,11 +257,11 @@ def render_text(compilation: Compilation, protocol: m.Protocol) -> str:
                 records.append(r)
     return _environment().get_template("python_module.py.j2").render(
         header=header(source, "#"),
-        protocol={"name": protocol.name, "id": protocol.id, "asn1": f"{protocol.name.lower()}.asn1"},
+        protocol={"name": protocol.name, "id": protocol.id, "asn1": f"{module_name(compilation, protocol)}.asn1"},
         fsms=fsms,
         records=records,
     )
 
 
 def render(compilation: Compilation, protocol: m.Protocol) -> dict[str, str]:
-    return {f"{protocol.name.lower()}.py": render_text(compilation, protocol)}
+    return {f"{module_name(compilation, protocol)}.py": render_text(compilation, protocol)}

@@ -1,0 +1,150 @@
+"""KeySync's invariants, for the explorer (runtime.harness.explore).
+
+Written as a protocol designer would write them, outside the compiler: each is a
+function of the composed world returning None when it holds, else what is wrong.
+`safety` is checked in every state, `quiescent` in every quiet state (nothing in flight,
+no timer pending), `terminal` where the explorer's budgets are spent and nothing is left
+to happen but timeouts. The explorer tells devices apart by their state records
+(protocols.keysync.device.DeviceState).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from protocols.keysync.device import KeySyncDevice
+from runtime.manifest import Invariants
+
+if TYPE_CHECKING:
+    from runtime.harness.explore import World
+
+__all__ = ["INVARIANTS", "negotiation", "observed"]
+
+STABLE = {"Sole", "Grouped", "End"}
+# Messages that carry private keys to the partner of a negotiation (2.2.1.1, 2.2.2.1);
+# GroupKeysUpdate only goes to the group and belongs to no negotiation.
+NEGOTIATION_KEYS = {"OwnKeysRequester", "OwnKeysOfferer", "GroupKeysForNewMember", "GroupKeysAndClose"}
+
+
+def device(world: World, name: str) -> KeySyncDevice:
+    return cast(KeySyncDevice, world.parties[name].device)
+
+
+def observed(party: Any) -> int:
+    """What the safety invariants read of a party (besides the users' answers): the keys
+    it sent."""
+    return len(party.device.sent_keys_to)
+
+
+def negotiation(device: Any) -> bytes | None:
+    """What a user's Accept answers: the device's current negotiation (A.1.3.4)."""
+    return device.negotiation  # type: ignore[no-any-return]
+
+
+def grouped_parties_share_keys(world: World) -> str | None:
+    """(1) When every party is Grouped and quiet, all hold identical key material."""
+    if not world.quiet or any(world.state_of(n) != "Grouped" for n in world.parties):
+        return None
+    digests = {n: device(world, n).keyring.material_digest() for n in world.parties}
+    if len(set(digests.values())) > 1:
+        return f"grouped parties hold different key material: {digests}"
+    return None
+
+
+def no_keys_before_both_accepted(world: World) -> str | None:
+    """(2) No private key leaves a device before the user accepted on both sides of that
+    negotiation."""
+    for name in world.parties:
+        for message, fprs, negotiation in device(world, name).sent_keys_to:
+            if message not in NEGOTIATION_KEYS or not fprs:
+                continue
+            if negotiation not in world.accepted[name]:
+                return f"{name} sent {message} with private keys before its user accepted"
+            if not any(negotiation in acc for other, acc in world.accepted.items() if other != name):
+                return f"{name} sent {message} with private keys before the partner's user accepted"
+    return None
+
+
+def no_deadlock(world: World) -> str | None:
+    """(3) In a quiet state every party is in Sole, Grouped or End."""
+    stuck = {n: world.state_of(n) for n in world.parties if world.state_of(n) not in STABLE}
+    return f"quiet, but parties are stuck in {stuck}" if stuck else None
+
+
+def no_stall(world: World) -> str | None:
+    """(3, continued) When a run without faults or timeouts has ended (no message in flight, no
+    choice left) and no handshake dialog is open, no party waits in a handshake state: it
+    would wait for a message that cannot come, until its timeout. A party may wait while
+    some dialog is open, because that user may still answer. After a fault or a timeout,
+    waiting for a timeout is how the draft recovers (the quiet checks, with timeouts in
+    the budget, verify that it does)."""
+    if world.faults or world.timeouts_fired or world.sim.network.in_flight():
+        return None
+    dialogs = [n for n, p in world.parties.items() if _dialog_open(p)]
+    stuck = {n: world.state_of(n) for n in world.parties if world.state_of(n) not in STABLE}
+    if stuck and not dialogs:
+        return f"nothing in flight and no dialog open, but {stuck} can only wait for a timeout"
+    return None
+
+
+def _dialog_open(party: Any) -> bool:
+    machine = party.machine
+    return bool(machine.handles(machine.Event["Accept"]))
+
+
+def agreement_on_the_outcome(world: World) -> str | None:
+    """(4) In a quiet state, the devices that completed the same negotiation agree on
+    whether it formed (or enlarged) a group: either each of them is Grouped and holds the
+    others' original keys, or none is. (Members of an existing group stay Grouped when a
+    joining device is rejected, but without its keys: that is agreement.)"""
+    by_negotiation: dict[bytes, list[str]] = {}
+    for name in world.parties:
+        negotiation = device(world, name).negotiation
+        if negotiation is not None and world.state_of(name) in STABLE:
+            by_negotiation.setdefault(negotiation, []).append(name)
+    for negotiation, names in by_negotiation.items():
+        joined = {n: world.state_of(n) == "Grouped" and all(
+            device(world, o).original <= set(device(world, n).keyring.private)  # type: ignore[attr-defined]
+            for o in names if o != n) for n in names}
+        if len(set(joined.values())) > 1:
+            views = ", ".join(f"{n} {world.state_of(n)}{'' if joined[n] else ' (not joined)'}" for n in names)
+            return f"negotiation {negotiation.hex()[:8]}: {views}"
+    return None
+
+
+def trust_withdrawn(world: World) -> str | None:
+    """(7) In a quiet state, a device that is not Grouped trusts no other device's key:
+    the handshake's trustThisKey is withdrawn (untrustThisKey) when no group forms."""
+    for name in world.parties:
+        if world.state_of(name) == "Grouped":
+            continue
+        ring = device(world, name).keyring
+        foreign = ring.trusted - set(ring.private)
+        if foreign:
+            return f"{name} is {world.state_of(name)} but trusts {', '.join(sorted(f[:8] for f in foreign))}"
+    return None
+
+
+def accepted_negotiations_group(world: World) -> str | None:
+    """(5) Progress: once the users accepted on both devices of a negotiation, and no
+    Reject, Cancel or fault intervened, the quiet end has both devices grouped."""
+    for name, acc in world.accepted.items():
+        for negotiation in acc:
+            partners = [o for o, a in world.accepted.items() if o != name and negotiation in a]
+            if not partners:
+                continue
+            if world.disturbed:
+                return None
+            for n in [name, *partners]:
+                if world.state_of(n) != "Grouped":
+                    return f"{name} and {', '.join(partners)} accepted, but {n} ended in {world.state_of(n)}"
+    return None
+
+
+INVARIANTS = Invariants(
+    safety=(no_keys_before_both_accepted,),
+    quiescent=(grouped_parties_share_keys, no_deadlock, agreement_on_the_outcome, accepted_negotiations_group,
+               trust_withdrawn),
+    terminal=(no_stall,),
+    observed=observed,
+)

@@ -1,0 +1,58 @@
+"""mpENC's invariants, for the explorer (runtime.harness.explore; docs/exploration.md).
+
+- `members_agree` (quiescent): members whose sessions have the same sid hold the same
+  group key, members and chain hash, and each verified every member's session signature.
+- `operations_end` (terminal): when a run without faults or timeouts ends, no member is
+  left in the middle of an operation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from protocols.mpenc.member import GreetingMember
+from runtime.manifest import Invariants
+
+if TYPE_CHECKING:
+    from runtime.harness.explore import World
+
+__all__ = ["INVARIANTS"]
+
+
+def member(world: World, name: str) -> GreetingMember:
+    return cast(GreetingMember, world.parties[name].device)
+
+
+def observed(party: Any) -> None:
+    """There are no safety invariants: nothing to observe, every silent delivery may be
+    reordered."""
+    return None
+
+
+def members_agree(world: World) -> str | None:
+    by_sid: dict[bytes, list[str]] = {}
+    for name in world.parties:
+        session = member(world, name).session
+        if session is not None:
+            by_sid.setdefault(session.sid, []).append(name)
+    for names in by_sid.values():
+        sessions = [member(world, n).session for n in names]
+        first = sessions[0]
+        assert first is not None
+        for name, s in zip(names, sessions, strict=True):
+            assert s is not None
+            if (s.group_key, s.members, s.chain_hash) != (first.group_key, first.members, first.chain_hash):
+                return f"{names[0]} and {name} share a sid but not the group key, members or chain hash"
+            if s.verified != frozenset(s.members):
+                return f"{name} completed without verifying {sorted(set(s.members) - s.verified)}"
+    return None
+
+
+def operations_end(world: World) -> str | None:
+    if world.faults or world.timeouts_fired or world.sim.network.in_flight():
+        return None
+    busy = {n: world.state_of(n) for n in world.parties if world.state_of(n) in ("Upflowing", "Confirming")}
+    return f"nothing in flight, but {busy} wait in an operation" if busy else None
+
+
+INVARIANTS = Invariants(quiescent=(members_agree,), terminal=(operations_end,), observed=observed)

@@ -1,0 +1,98 @@
+"""What a protocol's device gives the driver, and the base its devices are built on.
+
+A device is the protocol's side of a party that the generated machine does not hold:
+keys, negotiation state, what the conditions read and the actions change (the fsm's
+`...Bindings` interface), and what the driver asks around every message (`Device`).
+
+Its state is a frozen record (`snapshot`), from which an equal device can be rebuilt
+(`restore`). The one record serves every tool that needs a device's state as a value:
+the explorer compares worlds by it (fields declared with `compare=False` are kept but do
+not tell states apart) and copies worlds with it; a persistent store writes it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+__all__ = ["Device", "DeviceBase"]
+
+S = TypeVar("S")
+
+
+class Device(Protocol):
+    """What the driver (runtime.party) calls on a protocol's device."""
+
+    machine: Any
+
+    def capture(self, message: Any) -> Any:
+        """What sealing `message` needs of the moment it is sent (keys to sign with and
+        to attach); the machine calls this from `send`. A value, never changed after:
+        the Send effect carries it, and copies of a world share their past effects."""
+        ...
+
+    def seal(self, message: Any, data: bytes, captured: Any) -> bytes:
+        """The bytes to post for the encoded `data` of `message`."""
+        ...
+
+    def describe(self, captured: Any) -> Any:
+        """A canonical, hashable description of what `capture` returned (signer, keys
+        attached): with the message it identifies a sealed message whatever its nonces."""
+        ...
+
+    def open(self, data: bytes) -> tuple[bytes, Any]:
+        """The encoded message and an opaque context (sender, attachments); raises a
+        RemoteError (runtime.errors) when the bytes cannot be opened or verified."""
+        ...
+
+    def admit(self, message: Any, context: Any) -> str | None:
+        """None to accept the decoded message, else why its security context is not met."""
+        ...
+
+    def receiving(self, message: Any, context: Any) -> None:
+        """The message is about to be handled: remember its sender and attachments.
+        (None, None) before a user or signaled event."""
+        ...
+
+    def material_digest(self) -> str:
+        """A digest of the device's key material: equal exactly when the material is."""
+        ...
+
+    def timed_out(self, state: str) -> None:
+        """Tell the application a state timed out (the pEp engine's SYNC_NOTIFY_TIMEOUT)."""
+        ...
+
+    def snapshot(self) -> Any:
+        """The device's state as a frozen record."""
+        ...
+
+    def restore(self, state: Any) -> None:
+        """Make this device's state `state` (a record `snapshot` returned)."""
+        ...
+
+
+class DeviceBase(Generic[S]):
+    """A base for devices whose state is a record of type S: a copy (`copy.deepcopy`,
+    the explorer's) shares the device's configuration (name, identity, directories: set
+    once, never changed), copies what `COPIED` names through the memo (the machine, so
+    that the copy of a device and of its machine point at each other; the random
+    source), and takes its state from `snapshot` through `restore`, so that nothing
+    mutable is shared and no per-class copy table is needed."""
+
+    COPIED: ClassVar[tuple[str, ...]] = ("machine", "rng")
+
+    def snapshot(self) -> S:
+        raise NotImplementedError
+
+    def restore(self, state: S) -> None:
+        raise NotImplementedError
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        cls = type(self)
+        twin = cls.__new__(cls)
+        memo[id(self)] = twin  # before the machine: it refers back to its device
+        twin.__dict__.update(self.__dict__)
+        for name in self.COPIED:
+            setattr(twin, name, copy.deepcopy(getattr(self, name), memo))
+        twin.restore(self.snapshot())
+        return twin

@@ -1,0 +1,563 @@
+"""Systematic exploration: every interleaving of a scenario's parties, with faults and
+user choices, checked against the protocol designer's invariants.
+
+The world is a Simulation (runtime.harness.simulation): the parties' machines, devices and I/O
+buffers, and the messages in flight. From each world the environment may:
+  - deliver the next message to any receiver (each receiver reads its channel in order,
+    draft 1.2; with `reorder`, any message in flight to it: see `hold` below),
+  - lose the next message to a receiver (`loss`), or deliver a copy of it and keep it
+    (`dup`, once each),
+    at most `max_faults` times on one path when that bound is given (a fault model, like
+    the draft's own assumption of a reliable channel, that the report states),
+  - answer a dialog: any of the user's answers the protocol's manifest lists
+    (`user_events`; KeySync: Accept, Reject, Cancel) on a party in a state that handles it,
+  - fire a party's state timeout, and raise the signaled events the scenario permits.
+User answers, timeouts and signaled events draw on per-party budgets (they start new
+negotiations with fresh TIDs, so without a bound the space has no end); the budgets are
+part of the state and say so in the report.
+
+The designer's invariants are the protocol's (its manifest's `invariants`, or another
+module's `INVARIANTS`), functions of a World that return None when they hold, else what
+is wrong: `safety` is checked in every world, `quiescent` in every quiet one (nothing in
+flight, no timer pending), `terminal` in every world where the environment has no choice
+left (the budgets are spent: the run ends there). `observed(party)`, when given, is what
+`safety` reads of a party, which allows the partial-order reduction (`Explorer._silent`).
+
+Breadth-first search with state hashing over a canonical snapshot (machine states, I/O
+buffers, each device's state record, the messages in flight by content), so
+the first violation found has a shortest counterexample; depth-first (`search="dfs"`)
+for spaces too large to hold a level of worlds in memory. A world that another explored
+world with the same snapshot subsumes (fewer faults, undisturbed: see `rank`) is not
+explored again. Bounds on depth and states are honoured and reported: a bounded run is
+never called a proof.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.copying import Copier, copy_fields, share, values
+from runtime.errors import UsageError
+from runtime.harness.simulation import Scenario, Simulation
+from runtime.manifest import Invariant, Invariants
+from runtime.party import Party, TraceEntry
+
+__all__ = ["Choice", "Explorer", "Report", "Violation", "World", "load_invariants"]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    kind: str  # deliver, lose, dup, hold, event, timeout
+    party: str
+    detail: str = ""
+    index: int = 0  # position in the receiver's queue, for deliveries
+
+    def __str__(self) -> str:
+        if self.kind in ("deliver", "lose", "dup"):
+            return f"{self.kind} {self.detail} to {self.party}"
+        if self.kind == "hold":
+            return f"hold {self.detail} to {self.party} for a message behind it"
+        if self.kind == "event":
+            return f"{self.detail} on {self.party}"
+        return f"timeout on {self.party}"
+
+
+@dataclass
+class World:
+    """A simulation plus what the explorer tracks about the environment's choices."""
+
+    sim: Simulation
+    budget: dict[tuple[str, str], int]  # (party, user|timeout|signal) -> left
+    accepted: dict[str, frozenset[Hashable]]  # party -> negotiations the user accepted
+    dup_used: frozenset[tuple[str, Any]] = frozenset()
+    # Receivers whose next message is held back until a message behind it overtakes it
+    # (the reorder fault, as the reduced search injects it: see Explorer.choices).
+    held: frozenset[str] = frozenset()
+    faults: int = 0  # faults injected on the path to this world
+    timeouts_fired: int = 0  # state timeouts fired on the path to this world
+    # True once a fault, a timeout, a Reject or Cancel or a signaled event has happened:
+    # progress is only promised on an undisturbed run.
+    disturbed: bool = False
+    ignored: list[tuple[str, str, str]] = field(default_factory=list)  # this step's (party, state, event)
+    # Whether this step sent anything, or tried to and was held back by a rate limit
+    # (whether a rate limit holds depends on the clock, which timeouts move).
+    sent: bool = False
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> World:
+        # The explorer copies a world at every transition (Explorer.apply): each class of
+        # it says how its fields are copied (runtime.copying), much faster than generic
+        # deepcopy, and the copy shares no mutable object with the original.
+        return copy_fields(self, memo, _WORLD_COPY)
+
+    @property
+    def parties(self) -> dict[str, Party]:
+        return self.sim.parties
+
+    def state_of(self, name: str) -> str:
+        return self.sim.parties[name].machine.state_name
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing in flight and no timer pending."""
+        return self.sim.network.in_flight() == 0 and all(p.deadline is None for p in self.parties.values())
+
+
+# How a world's fields are copied (runtime.copying); the others (the simulation) are
+# deep-copied. Budgets are ints, acceptances frozensets, ignored events tuples of str.
+_WORLD_COPY: dict[str, Copier] = {
+    "budget": values, "accepted": values, "dup_used": share, "held": share, "faults": share, "timeouts_fired": share,
+    "disturbed": share, "sent": share,
+    "ignored": values,
+}
+
+_HEAD = frozenset({"deliver", "lose", "dup", "hold"})  # choices about a queue's head
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    invariant: str
+    message: str
+    path: tuple[Choice, ...]
+
+
+@dataclass
+class Report:
+    states: int = 0
+    transitions: int = 0
+    max_depth: int = 0
+    seconds: float = 0.0
+    complete: bool = True
+    bounded_by: list[str] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)  # the first (shortest) per invariant
+    violating: Counter[str] = field(default_factory=Counter)  # invariant -> worlds that violate it
+    unhandled: Counter[tuple[str, str]] = field(default_factory=Counter)  # (state, event) -> count
+    quiet_states: int = 0
+    subsumed: int = 0  # worlds not explored: an explored world with their snapshot subsumes them
+    terminal_states: int = 0  # worlds where the environment had no choice left
+
+    @property
+    def states_per_second(self) -> float:
+        return self.states / self.seconds if self.seconds else 0.0
+
+
+def _name(d: Any) -> str:
+    return d.label[1].NAME if d.label else "?"
+
+
+def _buffer(machine: Any) -> tuple[Any, ...]:
+    b = machine.buffer
+    return tuple(getattr(b, f.name) for f in dataclasses.fields(b))
+
+
+class Explorer:
+    def __init__(self, scenario: Scenario, faults: frozenset[str] = frozenset(), *,
+                 max_depth: int | None = None, max_states: int | None = None,
+                 max_faults: int | None = None, user_events: int = 1, timeouts: int = 0,
+                 signals: tuple[str, ...] = (), invariants: str | Invariants | None = None, reduce: bool = True,
+                 search: str = "bfs") -> None:
+        unknown = set(faults) - {"loss", "dup", "reorder"}
+        if unknown:
+            raise ValueError(f"unknown faults: {', '.join(sorted(unknown))}")
+        self.scenario = scenario
+        self.faults = faults
+        if search not in ("bfs", "dfs"):
+            raise ValueError(f"unknown search order {search!r}: bfs or dfs")
+        self.search = search
+        self.max_depth = max_depth
+        self.max_states = max_states
+        self.max_faults = max_faults
+        self.user_events, self.timeouts, self.signals = user_events, timeouts, signals
+        chosen = invariants if invariants is not None else scenario.explore.get("invariants")
+        checks = scenario.protocol.invariants if chosen is None else (
+            chosen if isinstance(chosen, Invariants) else load_invariants(chosen))
+        self.invariants = checks
+        self.safety: list[Invariant] = list(checks.safety)
+        self.quiescent: list[Invariant] = list(checks.quiescent)
+        self.terminal: list[Invariant] = list(checks.terminal)
+        # What the safety invariants read of one party; declaring it allows the reduction.
+        self.observed: Callable[[Party], Any] | None = checks.observed if reduce else None
+        self.user_answers = scenario.protocol.user_events
+        self.negotiation = scenario.protocol.negotiation
+        # Reordering as the reduction needs it (`choices`), or, unreduced, as defined.
+        self.hold_to_reorder = reduce
+        self._parts: dict[Any, Any] = {}  # see `_intern`
+
+    # --- the initial world: the scenario's steps up to the first one the explorer owns
+
+    def initial(self) -> World:
+        """The scenario's leading `start` steps, or its first `[explore] prefix` steps
+        (to explore from a settled situation, such as a group that formed before a new
+        device appears), run as in a simulation; the rest is the explorer's choice."""
+        sim = Simulation(self.scenario)
+        prefix = self.scenario.explore.get("prefix")
+        for i, step in enumerate(self.scenario.steps):
+            if (i < prefix) if prefix is not None else ("start" in step):
+                sim.step(step)
+            else:
+                break  # deliveries, events and time are the explorer's choices
+        sim.trace.clear()  # the chart of a counterexample starts where the exploration does
+        sim.network.log.clear()
+        sim.network.track_order = False  # the explorer picks every delivery itself
+        budget = {}
+        for name in sim.parties:
+            budget[(name, "user")] = self.user_events
+            budget[(name, "timeout")] = self.timeouts
+            budget[(name, "signal")] = len(self.signals)
+        return World(sim, budget, {name: frozenset() for name in sim.parties})
+
+    # --- canonical snapshot
+
+    def snapshot(self, world: World) -> Any:
+        """What tells worlds apart. Time enters only relative to now (a timer's time
+        left, a rate limit's window left): every comparison the runtime makes with the
+        clock is relative, so two worlds that differ only in when they happen behave
+        alike, and are one state."""
+        parties = []
+        now = world.sim.now
+        for name, p in sorted(world.parties.items()):
+            left = None if p.deadline is None else p.deadline - now
+            limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
+            parties.append(self._intern((name, p.machine.state_id, _buffer(p.machine),
+                                         p.device.snapshot(), left, limits, p.active_transport)))
+        net = world.sim.network
+        queues = tuple(self._intern((r, tuple((d.label, d.copy) for d in net.queue(r)))) for r in net.receivers())
+        return (tuple(parties), queues, self._intern(tuple(sorted(world.budget.items()))),
+                self._intern(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),
+                world.dup_used, world.held)
+
+    def _intern(self, part: Any) -> Any:
+        """One object for equal parts of snapshots. Most steps change one party and one
+        queue: the snapshots the search keeps then hold the others' parts once, not once
+        per state (most of the search's memory otherwise)."""
+        return self._parts.setdefault(part, part)
+
+    def rank(self, world: World) -> tuple[int, bool]:
+        """How much of its history limits a world: faults injected on its path (which use
+        up the fault budget and excuse the checks that promise progress on a faultless
+        run), and whether anything disturbed it (which excuses progress too). Of two
+        worlds with one snapshot, the one with the lower rank in both can do every step the
+        other can, and faces every check the other faces: it subsumes the other. So a
+        message lost where delivering it would have changed nothing is one state, not
+        two, and the search keeps only worlds no explored world subsumes."""
+        # Without a fault bound, faults limit no step: only whether there was one counts.
+        return (world.faults if self.max_faults is not None else min(world.faults, 1)), world.disturbed
+
+    # --- the environment's choices
+
+    def choices(self, world: World) -> Iterator[Choice]:
+        """The environment's choices in `world`.
+
+        Reordering is one fault: a receiver gets a message before one posted earlier,
+        which it gets later. Unreduced (`reduce=False`), that is its definition: deliver
+        any message in flight to a receiver, the first in its queue or (a fault) any
+        after it. The reduced search injects the same fault in two steps, `hold`:
+        the receiver's next message is held back (the fault), and the receiver then takes
+        any message behind it, one in its queue already or one posted later (which is no
+        fault more), before the held one. Both reach the same worlds. Only the second
+        leaves the reduction sound (`_silent`): taken directly, a message posted later
+        by someone else could overtake the one a party delivers now, so no delivery
+        would commute with others' steps while a reorder is in the budget."""
+        net = world.sim.network
+        faulty = self.max_faults is None or world.faults < self.max_faults
+        reorder = "reorder" in self.faults and faulty
+        for receiver in net.receivers():
+            queue = net.queue(receiver)
+            if not queue:
+                continue
+            if receiver in world.held:  # the head waits: a message behind it comes first
+                for i in range(1, len(queue)):
+                    yield Choice("deliver", receiver, _name(queue[i]), i)
+                continue
+            d = queue[0]
+            name = _name(d)
+            yield Choice("deliver", receiver, name, 0)
+            if "loss" in self.faults and faulty:
+                yield Choice("lose", receiver, name, 0)
+            if "dup" in self.faults and faulty and d.copy == 0 and (receiver, d.seq) not in world.dup_used:
+                yield Choice("dup", receiver, name, 0)
+            if reorder and self.hold_to_reorder:
+                yield Choice("hold", receiver, name, 0)
+            elif reorder:
+                for i in range(1, len(queue)):
+                    yield Choice("deliver", receiver, _name(queue[i]), i)
+        for name, p in sorted(world.parties.items()):
+            if p.machine.stopped:
+                continue
+            events = p.machine.Event  # type: ignore[attr-defined]
+            if world.budget[(name, "user")] > 0:
+                for event in self.user_answers:
+                    if event in events.__members__ and p.machine.handles(events[event]):
+                        yield Choice("event", name, event)
+            if world.budget[(name, "signal")] > 0:
+                for event in self.signals:
+                    if p.machine.handles(events[event]):
+                        yield Choice("event", name, event)
+            if world.budget[(name, "timeout")] > 0 and p.deadline is not None:
+                yield Choice("timeout", name)
+
+    def apply(self, world: World, choice: Choice, keep_trace: bool = False) -> World:
+        """The world after `choice`; `world` itself is left as it was."""
+        new = copy.deepcopy(world)
+        new.ignored, new.sent = [], False
+        trace = new.sim.trace
+        start = len(trace)
+        self._step(new, choice)
+        for e in trace[start:]:
+            if e.kind == "ignored":
+                new.ignored.append((e.party, e.state or "", e.event or ""))
+            elif e.kind == "send" or (e.kind == "drop" and e.code == "ratelimit"):
+                new.sent = True
+        if not keep_trace:
+            del trace[:]  # a path's trace is rebuilt by replaying it
+            del new.sim.network.log[:]
+        return new
+
+    def _step(self, world: World, choice: Choice) -> None:
+        sim, net = world.sim, world.sim.network
+        held = choice.party in world.held
+        fault = choice.kind in ("lose", "dup", "hold") or (choice.kind == "deliver" and choice.index > 0
+                                                              and not held)  # held: counted when held
+        world.faults += fault
+        if fault or choice.kind == "timeout" or (choice.kind == "event" and choice.detail != "Accept"):
+            world.disturbed = True
+        if choice.kind == "hold":
+            world.held = world.held | {choice.party}
+            sim.trace.append(TraceEntry(sim.now, choice.party, "fault", f"{choice.detail} held back",
+                                        peer=net.queue(choice.party)[0].sender, message=choice.detail,
+                                        code="hold"))
+            return
+        if held:  # a message overtakes the held one: the receiver reads in order again
+            world.held = world.held - {choice.party}
+        if choice.kind in ("deliver", "lose", "dup"):
+            if choice.kind == "lose":
+                d = net.lose(choice.party, choice.index)
+                sim.trace.append(TraceEntry(sim.now, choice.party, "drop", f"{choice.detail}: lost",
+                                            peer=d.sender, message=choice.detail, code="lost"))
+                return
+            if choice.kind == "deliver":
+                d = net.take(choice.party, choice.index)
+            else:
+                d = net.queue(choice.party)[choice.index]
+                world.dup_used = world.dup_used | {(choice.party, d.seq)}
+            sim.parties[choice.party].deliver(d)
+        elif choice.kind == "event":
+            party = sim.parties[choice.party]
+            kind = "user" if choice.detail in self.user_answers else "signal"
+            world.budget[(choice.party, kind)] -= 1
+            if choice.detail == "Accept":
+                # What the user accepted: the device's current negotiation, where the
+                # protocol has one (invariants ask whether both sides of it accepted).
+                negotiation = self.negotiation(party.device) if self.negotiation is not None else None
+                world.accepted[choice.party] = world.accepted[choice.party] | {negotiation}
+            sim.step({"party": choice.party, "event": choice.detail})  # as a scenario step would
+        elif choice.kind == "timeout":
+            party = sim.parties[choice.party]
+            world.budget[(choice.party, "timeout")] -= 1
+            world.timeouts_fired += 1
+            assert party.deadline is not None
+            sim.now = max(sim.now, party.deadline)
+            party.tick()
+
+    # --- search
+
+    def successors(self, world: World) -> list[tuple[Choice, World]]:
+        """The worlds one choice away, reduced where that loses nothing (see `_silent`)."""
+        choices = list(self.choices(world))
+        done: dict[Choice, World] = {}
+        if self.observed is not None:
+            by_party: dict[str, list[Choice]] = {}
+            for c in choices:
+                by_party.setdefault(c.party, []).append(c)
+            for party, own in sorted(by_party.items()):
+                # The party's choices all concern the head of its queue: deliver it, or
+                # lose, duplicate or hold it where the fault budget allows.
+                if not all(c.kind in _HEAD and c.index == 0 for c in own):
+                    continue
+                ample = []
+                for c in own:
+                    nxt = done[c] = self.apply(world, c)
+                    ample.append((c, nxt))
+                if all(self._silent(world, nxt, party) for _, nxt in ample):
+                    return ample
+        return [(c, done[c] if c in done else self.apply(world, c)) for c in choices]
+
+    def _silent(self, world: World, nxt: World, party: str) -> bool:
+        """Partial-order reduction. When all a party can do now is deliver, lose,
+        duplicate or hold back the message at the head of its queue (no dialog, timer or
+        signal of its own, no message held already), and each of these sends nothing (nor
+        tries to: a rate limit depends on the clock) and leaves unchanged what the safety
+        invariants observe of it, they commute with every other party's choices: no one
+        else can change what the party does with the message, nor take it away; others'
+        posts only append behind it, and a message posted later can overtake it only once
+        it is held back (`choices`), which is among the party's choices here. (A fault
+        here and a fault elsewhere draw on one budget: where only one fits, the runs with
+        the other fault are still explored, after this party's delivery.) Every path
+        that interleaves others' steps first reaches, after this party's step, the same
+        worlds as a path that takes it first, and the worlds in between are neither
+        quiet (the message is in flight) nor different for the safety invariants. So
+        only the paths that take it first are explored. `reduce=False` turns it off."""
+        assert self.observed is not None
+        before, after = world.parties[party], nxt.parties[party]
+        # Time only moves when a timeout fires; then a delivery that starts a timer (a
+        # change into a state with a timeout) depends on when it happens: the deadline is
+        # counted from then, and a later timeout moves the clock to it.
+        timers = (self.timeouts == 0 or after.deadline is None
+                  or after.machine.state_id == before.machine.state_id)
+        return not nxt.sent and timers and self.observed(after) == self.observed(before)
+
+    def run(self, progress: Callable[[Report], None] | None = None) -> Report:
+        report = Report()
+        t0 = last = time.perf_counter()
+        root = self.initial()
+        # Snapshot -> the ranks explored with it (rarely more than one; see `rank`).
+        seen: dict[Any, list[tuple[int, bool]]] = {self.snapshot(root): [self.rank(root)]}
+        frontier: deque[tuple[World, tuple[Choice, ...]]] = deque([(root, ())])
+        # Breadth-first finds shortest counterexamples, but holds a whole level of worlds
+        # at once; depth-first holds only the siblings along one path, for spaces whose
+        # levels do not fit in memory (its counterexamples are not the shortest).
+        take = frontier.popleft if self.search == "bfs" else frontier.pop
+        violated: set[str] = set()
+        report.states = 1
+        self._check(root, (), report, violated)
+        while frontier:
+            world, path = take()
+            if self.max_depth is not None and len(path) >= self.max_depth:
+                if any(True for _ in self.choices(world)):
+                    report.complete = False
+                    if "depth" not in report.bounded_by:
+                        report.bounded_by.append("depth")
+                continue
+            successors = self.successors(world)
+            # A world stuck with a message held back, none behind it, is no run's end:
+            # the run where that message is delivered instead is explored.
+            if not successors and self.terminal and not world.held:
+                report.terminal_states += 1
+                self._check(world, path, report, violated, self.terminal)
+            for choice, nxt in successors:
+                report.transitions += 1
+                for _party, state, event in nxt.ignored:
+                    report.unhandled[(state, event)] += 1
+                key, (faults, disturbed) = self.snapshot(nxt), self.rank(nxt)
+                ranks = seen.get(key)
+                if ranks is not None and any(f <= faults and d <= disturbed for f, d in ranks):
+                    report.subsumed += (faults, disturbed) not in ranks
+                    continue
+                if self.max_states is not None and report.states >= self.max_states:
+                    report.complete = False
+                    if "states" not in report.bounded_by:
+                        report.bounded_by.append("states")
+                    frontier.clear()
+                    break
+                if ranks is None:
+                    seen[key] = [(faults, disturbed)]
+                else:
+                    ranks.append((faults, disturbed))
+                report.states += 1
+                report.max_depth = max(report.max_depth, len(path) + 1)
+                self._check(nxt, path + (choice,), report, violated)
+                frontier.append((nxt, path + (choice,)))
+            if progress is not None and time.perf_counter() - last > 0.2:
+                last = time.perf_counter()
+                report.seconds = last - t0
+                progress(report)
+        if self.search == "dfs":  # its counterexamples are rarely short: shorten them
+            report.violations = [self.shorten(v) for v in report.violations]
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _check(self, world: World, path: tuple[Choice, ...], report: Report, violated: set[str],
+               checks: list[Invariant] | None = None) -> None:
+        if checks is None:
+            checks = list(self.safety)
+            if world.quiet:
+                report.quiet_states += 1
+                checks += self.quiescent
+        for invariant in checks:
+            message = invariant(world)
+            if message is None:
+                continue
+            name = invariant.__name__
+            report.violating[name] += 1
+            if name not in violated:  # the first (shortest) counterexample of each is kept
+                violated.add(name)
+                report.violations.append(Violation(name, message, path))
+
+    # --- counterexamples
+
+    def replay(self, path: tuple[Choice, ...]) -> World:
+        """Run a path again from the start, keeping the whole trace (for the chart)."""
+        world = self.initial()
+        for choice in path:
+            world = self.apply(world, choice, keep_trace=True)
+        return world
+
+    def shorten(self, violation: Violation) -> Violation:
+        """A shorter counterexample for the same invariant, by dropping steps: each pass
+        tries every step, keeps the path without it where the rest still replays (each
+        choice is still one the environment has then) and still ends in a violation, and
+        passes repeat until none can go (as delta debugging and hypothesis shrink). For
+        depth-first counterexamples, which are rarely the shortest; not necessarily the
+        shortest either, but each step left is needed."""
+        path = violation.path
+        message = violation.message
+        progress = True
+        while progress:
+            progress = False
+            for i in range(len(path) - 1, -1, -1):
+                found = self._violation_at_end(path[:i] + path[i + 1:], violation.invariant)
+                if found is not None:
+                    (path, message), progress = found, True
+        return Violation(violation.invariant, message, path)
+
+    def _violation_at_end(self, path: tuple[Choice, ...],
+                          invariant: str) -> tuple[tuple[Choice, ...], str] | None:
+        """Replay `path`; the path as replayed and the violation at its end, if any. A
+        delivery whose message has moved in its queue (a step before it was dropped)
+        is matched by receiver and message, so that dropping a hold or a lost message
+        leaves the messages behind it deliverable."""
+        world = self.initial()
+        replayed = []
+        for wanted in path:
+            available = list(self.choices(world))
+            choice = wanted if wanted in available else next(
+                (c for c in available if (c.kind, c.party, c.detail) == (wanted.kind, wanted.party, wanted.detail)),
+                None)
+            if choice is None:
+                return None
+            replayed.append(choice)
+            world = self.apply(world, choice)
+        if any(i.__name__ == invariant for i in self.safety):
+            checks = self.safety
+        elif any(i.__name__ == invariant for i in self.quiescent) and world.quiet:
+            checks = self.quiescent
+        elif (any(i.__name__ == invariant for i in self.terminal) and not world.held
+              and not any(True for _ in self.choices(world))):
+            checks = self.terminal
+        else:
+            return None
+        message = next((m for i in checks if i.__name__ == invariant and (m := i(world)) is not None), None)
+        return None if message is None else (tuple(replayed), message)
+
+
+def load_invariants(module_name: str) -> Invariants:
+    """The `INVARIANTS` of a module (an `[explore] invariants` or --invariants override)."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UsageError(f"invariants: cannot import {module_name}: {e}") from e
+    found = getattr(module, "INVARIANTS", None)
+    if not isinstance(found, Invariants):
+        raise UsageError(f"invariants: {module_name} defines no INVARIANTS (a runtime.manifest.Invariants)")
+    return found
+
+
+def unhandled_report(report: Report) -> list[str]:
+    return [f"{count:6} x {event} in {state}" for (state, event), count in sorted(report.unhandled.items())]
+

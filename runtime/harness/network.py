@@ -1,0 +1,223 @@
+"""An in-memory network of transports, with faults injected from a seed.
+
+It plays the role of the mail accounts that carry pEp Sync messages (draft-pep-keysync
+section 1.2): on each transport, every own device, the sender included, receives the
+messages of the identity's channel in the same order. That order is the channel's log;
+each receiver reads the log from its own position.
+
+Faults break that guarantee on purpose, to test what the protocol does without it:
+loss (a receiver never gets a message), duplication (it gets it twice), reordering (it
+gets it after a later one) and delay (it gets it only after the clock passes a point).
+All choices come from one seeded random source: a seed reproduces a run exactly.
+
+The network is sans-IO too: `post` records, `pending` shows what could be delivered next,
+`deliver` hands one delivery over. A driver decides the order (in log order for a plain
+simulation; every order for the explorer).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.copying import Copier, copy_fields, share, values
+from runtime.seeded import SeededRandom
+from runtime.transport import Delivery
+
+__all__ = ["Delivery", "FaultModel", "InMemoryNetwork"]
+
+
+@dataclass(frozen=True, slots=True)
+class FaultModel:
+    """Probabilities per (message, receiver); delay is in seconds of simulated time."""
+
+    loss: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    delay: float = 0.0
+    max_delay: float = 30.0
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FaultModel:
+        return self  # immutable: copies of a world (the explorer's) share it
+
+    @property
+    def none(self) -> bool:
+        return not (self.loss or self.duplicate or self.reorder or self.delay)
+
+    @classmethod
+    def parse(cls, text: str, rate: float = 0.1) -> FaultModel:
+        """`loss,dup,reorder,delay` (any subset) at one rate, as the command line gives it."""
+        names = {"loss": "loss", "dup": "duplicate", "duplicate": "duplicate",
+                 "reorder": "reorder", "delay": "delay"}
+        chosen: dict[str, float] = {}
+        for word in filter(None, (w.strip() for w in text.split(","))):
+            if word not in names:
+                raise ValueError(f"unknown fault {word!r}: expected loss, dup, reorder or delay")
+            chosen[names[word]] = rate
+        return cls(**chosen)
+
+
+_new = tuple.__new__
+
+
+def _channel_order(d: Delivery) -> tuple[int, str, int]:
+    return d.seq, d.receiver, d.copy
+
+
+@dataclass
+class InMemoryNetwork:
+    seed: int = 0
+    faults: FaultModel = field(default_factory=FaultModel)
+    _members: dict[str, list[str]] = field(default_factory=dict)  # transport -> parties
+    _queues: dict[str, list[Delivery]] = field(default_factory=dict)  # receiver -> in order
+    _seq: int = 0
+    now: float = 0.0
+    log: list[tuple[str, Delivery]] = field(default_factory=list)  # ("post"|"lost"|..., d)
+    # Without faults, deliveries in channel order, as posted: `next` takes the first
+    # instead of comparing every receiver's queue head (n parties make n^2 deliveries).
+    # Off once the queues were changed from outside (then `next` scans), and off for the
+    # explorer, which picks deliveries itself.
+    track_order: bool = True
+    _order: deque[Delivery] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self._random = SeededRandom(self.seed)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> InMemoryNetwork:
+        return copy_fields(self, memo, _NETWORK_COPY)  # the random source is deep-copied
+
+    # --- membership
+
+    def attach(self, party: str, transports: tuple[str, ...] = ("channel",)) -> None:
+        for t in transports:
+            members = self._members.setdefault(t, [])
+            if party not in members:
+                members.append(party)
+        self._queues.setdefault(party, [])
+
+    def transports(self, party: str) -> tuple[str, ...]:
+        return tuple(t for t, members in self._members.items() if party in members)
+
+    # --- sending
+
+    def post(self, sender: str, transport: str, data: bytes, to: str | None = None, label: Any = None) -> int:
+        """Put a message on a transport: for `to`, or for every member, the sender included."""
+        if sender not in self._members.get(transport, ()):
+            raise ValueError(f"{sender} is not attached to transport {transport}")
+        self._seq += 1
+        receivers = [to] if to is not None else list(self._members[transport])
+        # tuple.__new__: a NamedTuple's own __new__ is Python code, and this runs per receiver.
+        posted = [_new(Delivery, (self._seq, transport, sender, receiver, data, 0.0, 0, label))
+                  for receiver in receivers]
+        for d in posted:
+            self._enqueue(d)
+        if self.track_order and self.faults.none:
+            self._order.extend(sorted(posted, key=_channel_order))
+        return self._seq
+
+    def _enqueue(self, d: Delivery) -> None:
+        f, rnd = self.faults, self._random
+        queue = self._queues.setdefault(d.receiver, [])
+        if f.none:
+            queue.append(d)
+            self.log.append(("post", d))
+            return
+        if f.loss and rnd.random() < f.loss:
+            self.log.append(("lost", d))
+            return
+        if f.delay and rnd.random() < f.delay:
+            d = Delivery(d.seq, d.transport, d.sender, d.receiver, d.data,
+                         self.now + rnd.uniform(0, f.max_delay), label=d.label)
+            self.log.append(("delayed", d))
+        position = len(queue)
+        if f.reorder and rnd.random() < f.reorder and queue:
+            position = rnd.randrange(len(queue))  # overtakes the messages after it
+            self.log.append(("reordered", d))
+        queue.insert(position, d)
+        self.log.append(("post", d))
+        if f.duplicate and rnd.random() < f.duplicate:
+            dup = Delivery(d.seq, d.transport, d.sender, d.receiver, d.data, d.not_before, 1, d.label)
+            queue.insert(rnd.randrange(position + 1, len(queue) + 1), dup)
+            self.log.append(("duplicated", dup))
+
+    # --- receiving
+
+    def pending(self) -> list[Delivery]:
+        """The deliveries that could happen now: the head of each receiver's queue."""
+        heads = []
+        for receiver in sorted(self._queues):
+            for d in self._queues[receiver]:
+                if d.not_before <= self.now:
+                    heads.append(d)
+                    break
+        return heads
+
+    def receivers(self) -> list[str]:
+        """Every party that has a queue, in order of name."""
+        return sorted(self._queues)
+
+    def queue(self, receiver: str) -> Sequence[Delivery]:
+        """What is in flight to `receiver`, in the order it would read it (read-only)."""
+        return self._queues.get(receiver, ())
+
+    def take(self, receiver: str, index: int = 0) -> Delivery:
+        """Take the delivery at `index` of the receiver's queue out of it, for delivery."""
+        d = self._queues[receiver].pop(index)
+        self.log.append(("delivered", d))
+        return d
+
+    def lose(self, receiver: str, index: int = 0) -> Delivery:
+        """A fault: the delivery at `index` never reaches the receiver."""
+        d = self._queues[receiver].pop(index)
+        self.log.append(("lost", d))
+        return d
+
+    def in_flight(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def next_due(self) -> float | None:
+        """The earliest time a delayed delivery becomes deliverable, if any is waiting."""
+        times = [d.not_before for q in self._queues.values() for d in q if d.not_before > self.now]
+        return min(times, default=None)
+
+    def deliver(self, d: Delivery) -> Delivery:
+        queue = self._queues[d.receiver]
+        if queue and queue[0] is d:
+            del queue[0]
+        else:
+            queue.remove(d)
+        self.log.append(("delivered", d))
+        return d
+
+    def next(self) -> Delivery | None:
+        """The next delivery in channel order (lowest log position first), if any is due."""
+        order = self._order
+        if self.track_order and order:
+            d = order[0]
+            queue = self._queues[d.receiver]
+            if queue and queue[0] is d:
+                order.popleft()
+                return self.deliver(d)
+            self.track_order = False  # the queues were changed from outside: scan from now on
+            order.clear()
+        # Most of the time nothing is delayed and the candidates are the queues' heads.
+        heads = [q[0] for q in self._queues.values() if q]
+        if any(d.not_before > self.now for d in heads):
+            heads = self.pending()
+        if not heads:
+            return None
+        return self.deliver(min(heads, key=_channel_order))
+
+
+def _lists(value: dict[str, list[Any]], memo: dict[int, Any]) -> dict[str, list[Any]]:
+    """Members and queues: new lists of the same names and (frozen) deliveries."""
+    return {key: list(items) for key, items in value.items()}
+
+
+# How the network's fields are copied (runtime.copying); the others are deep-copied.
+_NETWORK_COPY: dict[str, Copier] = {
+    "seed": share, "faults": share, "_seq": share, "now": share, "track_order": share, "_order": values,
+    "_members": _lists, "_queues": _lists, "log": values,  # log: (str, Delivery) tuples
+}

@@ -1,0 +1,91 @@
+"""A protocol's manifest: everything the runtime, the harness and the tests need of it.
+
+Each protocol folder (protocols/<name>/, docs/protocols.md) declares one `Manifest` as
+`PROTOCOL` in its package; `runtime.registry` finds it by name. Nothing in the runtime
+names a protocol: where a protocol's rules matter (the user's possible answers, what a
+negotiation is, what the scenario's expectations mean, which invariants hold), the
+harness asks the manifest.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from runtime.errors import RegistryError
+
+if TYPE_CHECKING:
+    from runtime.harness.explore import World
+    from runtime.party import Party
+
+__all__ = ["Invariant", "Invariants", "Manifest"]
+
+# An invariant is a function of an explored world: None while it holds, else what is wrong.
+Invariant = Callable[["World"], "str | None"]
+MakeDevices = Callable[[list[dict[str, Any]], Any], dict[str, Any]]
+BeforeEvent = Callable[[Any, str, dict[str, Any]], None]
+Check = Callable[[dict[str, Any], dict[str, "Party"]], list[str]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Invariants:
+    """The designer's invariants (docs/exploration.md): `safety` holds in every world,
+    `quiescent` in every quiet one (nothing in flight, no timer pending), `terminal`
+    where the environment has no choice left. `observed(party)` is what the safety
+    invariants read of a party; declaring it allows the partial-order reduction."""
+
+    safety: tuple[Invariant, ...] = ()
+    quiescent: tuple[Invariant, ...] = ()
+    terminal: tuple[Invariant, ...] = ()
+    observed: Callable[[Party], Hashable] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [i.__name__ for i in (*self.safety, *self.quiescent, *self.terminal)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """One protocol, as the tools see it."""
+
+    name: str  # the folder, the generated module (generated.<name>) and the diagrams' folder
+    title: str  # for people: "pEp KeySync (draft-pep-keysync-03)"
+    folder: Path  # protocols/<name>/
+    fsm: str  # the machine a scenario's parties run unless it names another
+    make_devices: MakeDevices  # (the scenario's [[party]] tables, a seeded random source) -> {name: device}
+    invariants: Invariants = field(default_factory=Invariants)
+    source: str = ""  # the DSL file in `folder`; default <name>.fsm
+    # Called before a scenario step's event with the step's table (KeySync: KeyGen makes
+    # the key it announces; mpENC: an operation takes the step's members).
+    before_event: BeforeEvent | None = None
+    # The protocol's own expectations of a scenario's [expect] table: -> failures.
+    check: Check | None = None
+    # The answers a user may give in a dialog (the explorer offers each where a state
+    # handles it), and what the user answers to: a device's current negotiation.
+    user_events: tuple[str, ...] = ()
+    negotiation: Callable[[Any], Hashable] | None = None
+    # Scenario [expect] keys the protocol's `check` reads (besides the generic ones).
+    expectations: Sequence[str] = ()
+
+    @property
+    def dsl(self) -> Path:
+        return self.folder / (self.source or f"{self.name}.fsm")
+
+    @property
+    def scenarios(self) -> list[Path]:
+        return sorted((self.folder / "scenarios").glob("*.toml"))
+
+    @property
+    def generated(self) -> str:
+        """The module applications import: the committed output of `make generate`."""
+        return f"generated.{self.name}"
+
+    def import_generated(self) -> ModuleType:
+        try:
+            return importlib.import_module(self.generated)
+        except ImportError as e:
+            raise RegistryError(f"{self.name}: cannot import {self.generated} ({e}); run `make generate`") from e
