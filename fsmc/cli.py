@@ -191,29 +191,14 @@ def _cmd_explore(args: argparse.Namespace) -> int:
     if isinstance(scenario, int):
         return scenario
     # The scenario's [explore] table gives defaults; the command line overrides them.
-    settings = dict(scenario.explore)
-    for key in ("faults", "max_faults", "max_depth", "max_states", "user_events", "timeouts", "signals",
-                "invariants", "search"):
-        value = getattr(args, key)
-        if value is not None:
-            settings[key] = value
-    faults = settings.get("faults", ())
-    faults = frozenset(_csv(faults) if isinstance(faults, str) else faults)
-    signals = settings.get("signals", ())
-    max_faults = settings.get("max_faults", 1 if faults else None)
+    overrides = {key: getattr(args, key) for key in ("faults", "max_faults", "max_depth", "max_states",
+                                                      "user_events", "timeouts", "signals", "invariants", "search")}
     try:
-        explorer = Explorer(
-            scenario, faults,
-            max_depth=settings.get("max_depth"), max_states=settings.get("max_states"),
-            max_faults=_bound(max_faults) if isinstance(max_faults, str) else max_faults,
-            user_events=int(settings.get("user_events", 1)), timeouts=int(settings.get("timeouts", 0)),
-            signals=_csv(signals) if isinstance(signals, str) else tuple(signals),
-            invariants=settings.get("invariants"), reduce=not args.no_reduction,
-            search=str(settings.get("search", "bfs")),
-        )
+        explorer = Explorer.for_scenario(scenario, reduce=not args.no_reduction, **overrides)
     except (ValueError, LocalError) as e:
         print(f"error: {scenario.path}: {e}", file=sys.stderr)
         return 2
+    faults = explorer.faults
 
     def progress(r: Report) -> None:
         print(f"\r  {r.states} states, {r.transitions} transitions, depth {r.max_depth}, "

@@ -68,6 +68,10 @@ class Manifest:
     # handles it), and what the user answers to: a device's current negotiation.
     user_events: tuple[str, ...] = ()
     negotiation: Callable[[Any], Hashable] | None = None
+    # The answers that consent (KeySync's Accept): the explorer records what each
+    # consented to (`negotiation`), and they leave a run undisturbed, where any other
+    # answer, like a fault or a timeout, excuses the invariants that promise progress.
+    consents: tuple[str, ...] = ()
     # Scenario [expect] keys the protocol's `check` reads (besides the generic ones).
     expectations: Sequence[str] = ()
 

@@ -105,6 +105,12 @@ class Party:
             self._log("drop", f"{type(e).__name__}: {e}", peer=delivery.sender, seq=delivery.seq, code=e.code)
             return
         name = type(message).__name__
+        if self.machine.MESSAGES.get(message.ID) is not type(message):
+            # Another fsm's message (a protocol's fsms share one wire type): not this
+            # machine's to handle, whatever its number means here.
+            self._log("drop", f"{name}: a message of fsm {message.FSM}", peer=delivery.sender, message=name,
+                      seq=delivery.seq, code="foreign")
+            return
         if self.machine.stopped:
             self._log("drop", f"{name}: machine stopped", peer=delivery.sender, message=name, seq=delivery.seq,
                       code="stopped")

@@ -35,7 +35,8 @@ PROTOCOL = Manifest(
     check=check,
     expectations=EXPECTATIONS,
     invariants=INVARIANTS,
-    # The dialog's answers (A.1.5.5 externals), and what an Accept answers to.
+    # The dialog's answers (A.1.5.5 externals); an Accept consents to the negotiation.
     user_events=("Accept", "Reject", "Cancel"),
+    consents=("Accept",),
     negotiation=negotiation,
 )

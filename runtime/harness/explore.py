@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import importlib
 import time
 from collections import Counter, deque
@@ -75,15 +76,16 @@ class World:
 
     sim: Simulation
     budget: dict[tuple[str, str], int]  # (party, user|timeout|signal) -> left
-    accepted: dict[str, frozenset[Hashable]]  # party -> negotiations the user accepted
+    accepted: dict[str, frozenset[Hashable]]  # party -> negotiations the user consented to
     dup_used: frozenset[tuple[str, Any]] = frozenset()
     # Receivers whose next message is held back until a message behind it overtakes it
     # (the reorder fault, as the reduced search injects it: see Explorer.choices).
     held: frozenset[str] = frozenset()
     faults: int = 0  # faults injected on the path to this world
     timeouts_fired: int = 0  # state timeouts fired on the path to this world
-    # True once a fault, a timeout, a Reject or Cancel or a signaled event has happened:
-    # progress is only promised on an undisturbed run.
+    # True once a fault, a timeout, a user's answer other than a consent (KeySync: Reject,
+    # Cancel) or a signaled event has happened: progress is only promised on an
+    # undisturbed run.
     disturbed: bool = False
     ignored: list[tuple[str, str, str]] = field(default_factory=list)  # this step's (party, state, event)
     # Whether this step sent anything, or tried to and was held back by a rate limit
@@ -151,6 +153,23 @@ def _name(d: Any) -> str:
     return d.label[1].NAME if d.label else "?"
 
 
+_COMPARED: dict[type, tuple[str, ...] | None] = {}
+
+
+def _compared(value: Any) -> Any:
+    """What of a device's state record tells states apart: its fields declared to compare
+    (nested records likewise), as a tuple. The search keeps these, not the whole record
+    (the fields that do not compare would only take memory)."""
+    cls = type(value)
+    names = _COMPARED.get(cls, ())
+    if names == ():
+        names = _COMPARED[cls] = (tuple(f.name for f in dataclasses.fields(value) if f.compare)
+                                  if dataclasses.is_dataclass(value) else None)
+    if names is None:
+        return value
+    return (cls, *(_compared(getattr(value, name)) for name in names))
+
+
 def _buffer(machine: Any) -> tuple[Any, ...]:
     b = machine.buffer
     return tuple(getattr(b, f.name) for f in dataclasses.fields(b))
@@ -185,9 +204,36 @@ class Explorer:
         self.observed: Callable[[Party], Any] | None = checks.observed if reduce else None
         self.user_answers = scenario.protocol.user_events
         self.negotiation = scenario.protocol.negotiation
+        self.consents = scenario.protocol.consents
         # Reordering as the reduction needs it (`choices`), or, unreduced, as defined.
         self.hold_to_reorder = reduce
         self._parts: dict[Any, Any] = {}  # see `_intern`
+
+    @classmethod
+    def for_scenario(cls, scenario: Scenario, *, reduce: bool = True, **overrides: Any) -> Explorer:
+        """An explorer with the settings of the scenario's `[explore]` table, each
+        overridden by a keyword that is not None (as `fsmc explore`'s options do). Lists
+        may be given as comma-separated text; `max_faults` defaults to 1 when there are
+        faults, and "none" means no bound."""
+        settings = dict(scenario.explore)
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(settings) - {"faults", "max_faults", "max_depth", "max_states", "user_events", "timeouts",
+                                   "signals", "invariants", "search", "prefix"}
+        if unknown:
+            raise UsageError(f"unknown exploration settings: {', '.join(sorted(unknown))}")
+
+        def listed(value: Any) -> tuple[str, ...]:
+            items = value.split(",") if isinstance(value, str) else value
+            return tuple(str(x).strip() for x in items if str(x).strip())
+
+        faults = frozenset(listed(settings.get("faults", ())))
+        max_faults = settings.get("max_faults", 1 if faults else None)
+        if isinstance(max_faults, str):
+            max_faults = None if max_faults in ("none", "unbounded") else int(max_faults)
+        return cls(scenario, faults, max_depth=settings.get("max_depth"), max_states=settings.get("max_states"),
+                   max_faults=max_faults, user_events=int(settings.get("user_events", 1)),
+                   timeouts=int(settings.get("timeouts", 0)), signals=listed(settings.get("signals", ())),
+                   invariants=settings.get("invariants"), reduce=reduce, search=str(settings.get("search", "bfs")))
 
     # --- the initial world: the scenario's steps up to the first one the explorer owns
 
@@ -222,10 +268,11 @@ class Explorer:
         parties = []
         now = world.sim.now
         for name, p in sorted(world.parties.items()):
+            key = _compared(p.device.snapshot())
             left = None if p.deadline is None else p.deadline - now
             limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
             parties.append(self._intern((name, p.machine.state_id, _buffer(p.machine),
-                                         p.device.snapshot(), left, limits, p.active_transport)))
+                                         key, left, limits, p.active_transport)))
         net = world.sim.network
         queues = tuple(self._intern((r, tuple((d.label, d.copy) for d in net.queue(r)))) for r in net.receivers())
         return (tuple(parties), queues, self._intern(tuple(sorted(world.budget.items()))),
@@ -325,7 +372,7 @@ class Explorer:
         fault = choice.kind in ("lose", "dup", "hold") or (choice.kind == "deliver" and choice.index > 0
                                                               and not held)  # held: counted when held
         world.faults += fault
-        if fault or choice.kind == "timeout" or (choice.kind == "event" and choice.detail != "Accept"):
+        if fault or choice.kind == "timeout" or (choice.kind == "event" and choice.detail not in self.consents):
             world.disturbed = True
         if choice.kind == "hold":
             world.held = world.held | {choice.party}
@@ -351,7 +398,7 @@ class Explorer:
             party = sim.parties[choice.party]
             kind = "user" if choice.detail in self.user_answers else "signal"
             world.budget[(choice.party, kind)] -= 1
-            if choice.detail == "Accept":
+            if choice.detail in self.consents:
                 # What the user accepted: the device's current negotiation, where the
                 # protocol has one (invariants ask whether both sides of it accepted).
                 negotiation = self.negotiation(party.device) if self.negotiation is not None else None
@@ -413,6 +460,21 @@ class Explorer:
         return not nxt.sent and timers and self.observed(after) == self.observed(before)
 
     def run(self, progress: Callable[[Report], None] | None = None) -> Report:
+        # The search keeps every snapshot it saw and allocates small objects by the
+        # million: with the collector's default thresholds (a young collection every 700
+        # allocations, a full one as often as the old objects grow by a quarter), the
+        # collector walks the seen set over and over. What exists before the search is
+        # frozen out of its reach, and collections are made rarer, for the search only.
+        thresholds = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(20_000, 10, 10)
+        try:
+            return self._run(progress)
+        finally:
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()
+
+    def _run(self, progress: Callable[[Report], None] | None) -> Report:
         report = Report()
         t0 = last = time.perf_counter()
         root = self.initial()

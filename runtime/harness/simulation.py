@@ -113,8 +113,9 @@ def load_scenario(path: Path, machines: Machines | None = None) -> Scenario:
     except LocalError as e:
         raise ScenarioError(f"{path}: {e}") from e
     fsm = data.get("fsm", manifest.fsm)
-    if not isinstance(getattr(module, fsm, None), type):
-        raise ScenarioError(f"{path}: fsm: protocol {name} has no fsm {fsm!r}")
+    for where, chosen in [("fsm", fsm), *((f"party {p['name']}: fsm", p["fsm"]) for p in parties if "fsm" in p)]:
+        if not isinstance(getattr(module, chosen, None), type):
+            raise ScenarioError(f"{path}: {where}: protocol {name} has no fsm {chosen!r}")
     return Scenario(
         path=path,
         description=data.get("description", ""),
@@ -160,7 +161,6 @@ class Simulation:
         self.now = 0.0
         self.rng = SeededRandom(scenario.seed)
         self.network = InMemoryNetwork(seed=self.rng.getrandbits(64), faults=scenario.faults)
-        machine_class = scenario.machine_class
         codec = scenario.machines.CODEC
         self.trace: list[TraceEntry] = []
         devices = scenario.protocol.make_devices(scenario.parties, self.rng)
@@ -168,7 +168,8 @@ class Simulation:
         self.parties: dict[str, Party] = {}
         for spec in scenario.parties:
             device = devices[spec["name"]]
-            machine = machine_class(device)
+            # A party runs the scenario's fsm, or its own (a coordinator among participants).
+            machine = getattr(scenario.machines, spec.get("fsm", scenario.fsm))(device)
             device.machine = machine
             self.parties[spec["name"]] = Party(
                 spec["name"], machine, device, codec, self.network, self.clock, self.trace,
