@@ -1,0 +1,112 @@
+"""Two-phase commit's invariants, for the explorer (runtime.harness.explore;
+docs/exploration.md). They read the parties' logs (protocols.commit.party): the
+transactions each party decided, the ones the coordinator proposed, and the answers the
+users gave.
+
+- `atomicity` (safety): no transaction is committed by one party (participant or
+  coordinator) and aborted by another.
+- `commit_needs_every_yes` (safety): no party commits a transaction unless the user of
+  every participant it invited answered Yes to it.
+- `quiet_means_decided` (quiescent): when nothing is in flight and no timer is pending,
+  every participant that joined a transaction has decided it.
+- `every_participant_decides` (terminal): when a run without faults or timeouts ends
+  and no user's dialog is open, the coordinator and every participant of every proposed
+  transaction have decided it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from protocols.commit.party import ABORT, COMMIT, CommitParty
+from runtime.manifest import Invariants
+
+if TYPE_CHECKING:
+    from runtime.harness.explore import World
+
+__all__ = ["INVARIANTS", "observed"]
+
+PAST = {COMMIT: "committed", ABORT: "aborted"}
+
+
+def party(world: World, name: str) -> CommitParty:
+    return cast(CommitParty, world.parties[name].device)
+
+
+def observed(p: Any) -> tuple[Any, ...]:
+    """What the safety invariants read of a party: its decisions, its user's answers and
+    the transactions it proposed."""
+    d = p.device
+    return d.outcomes, d.answers, d.proposals
+
+
+def _short(tid: bytes) -> str:
+    return tid.hex()[:8]
+
+
+def atomicity(world: World) -> str | None:
+    decided: dict[bytes, dict[str, list[str]]] = {}
+    for name in world.parties:
+        for tid, outcome in party(world, name).outcomes:
+            decided.setdefault(tid, {}).setdefault(outcome, []).append(name)
+    for tid, by_outcome in decided.items():
+        if len(by_outcome) > 1:
+            views = "; ".join(f"{', '.join(names)} {PAST[outcome]}" for outcome, names in sorted(by_outcome.items()))
+            return f"transaction {_short(tid)}: {views}"
+    return None
+
+
+def commit_needs_every_yes(world: World) -> str | None:
+    invited: dict[bytes, tuple[str, ...]] = {}
+    for name in world.parties:
+        invited.update(party(world, name).proposals)
+    yes = {(name, tid) for name in world.parties for tid, answer in party(world, name).answers if answer == "Yes"}
+    for name in world.parties:
+        for tid, outcome in party(world, name).outcomes:
+            if outcome != COMMIT:
+                continue
+            missing = [p for p in invited.get(tid, ()) if (p, tid) not in yes]
+            if missing:
+                return f"{name} committed {_short(tid)}, but the users of {', '.join(missing)} did not answer Yes"
+    return None
+
+
+def _joined_undecided(world: World) -> dict[str, str]:
+    """Participants in a transaction they have not decided, with their states."""
+    return {n: world.state_of(n) for n in world.parties
+            if not party(world, n).coordinating() and party(world, n).undecided()}
+
+
+def quiet_means_decided(world: World) -> str | None:
+    waiting = _joined_undecided(world)
+    return f"quiet, but {waiting} joined a transaction they have not decided" if waiting else None
+
+
+def _dialog_open(p: Any) -> bool:
+    machine = p.machine
+    return bool(machine.handles(machine.Event["Yes"]))
+
+
+def every_participant_decides(world: World) -> str | None:
+    if world.faults or world.timeouts_fired:
+        return None
+    # A participant whose dialog is open waits for its user (or its timeout, a no), not
+    # for a message: the run is not stuck in the protocol.
+    if any(_dialog_open(p) for p in world.parties.values()):
+        return None
+    problems = []
+    for name in world.parties:
+        for tid, participants in party(world, name).proposals:
+            if party(world, name).outcome(tid) is None:
+                problems.append(f"{name} never decided {_short(tid)}")
+            problems += [f"{p} never decided {_short(tid)} ({world.state_of(p)})" for p in participants
+                         if party(world, p).outcome(tid) is None]
+    return f"the run ended, but {'; '.join(problems)}" if problems else None
+
+
+INVARIANTS = Invariants(
+    safety=(atomicity, commit_needs_every_yes),
+    quiescent=(quiet_means_decided,),
+    terminal=(every_participant_decides,),
+    observed=observed,
+)
