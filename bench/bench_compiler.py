@@ -1,6 +1,6 @@
 """Compiler benchmark: parse, check and each backend on KeySync, and growth with size.
 
-Prints the median of repeated runs for every stage on protocols/keysync.fsm, then the
+Prints the median of repeated runs for every stage on protocols/keysync/keysync.fsm, then the
 same for a synthetic protocol 20 times larger (KeySync's fsm repeated as 20 fsms), so
 that growth with input size is visible as a ratio measured in the same run.
 """
