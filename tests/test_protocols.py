@@ -132,3 +132,19 @@ def test_an_edited_dsl_file_is_what_the_next_explore_runs(tmp_path: Path, monkey
     # And back: the cached compilation of the original text serves again.
     dsl.write_text(text)
     assert main(["explore", scenario]) == 0
+
+
+def test_a_dsl_file_that_does_not_compile_is_reported_where_it_is_wrong(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "mpenc"
+    shutil.copytree(ROOT / "protocols" / "mpenc", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setitem(registry.protocols(), "mpenc", dataclasses.replace(registry.get("mpenc"), folder=folder))
+    monkeypatch.setenv("FSMC_CACHE", str(tmp_path / "cache"))
+    dsl = folder / "mpenc.fsm"
+    lines = dsl.read_text().splitlines(keepends=True)
+    line = next(i for i, text in enumerate(lines) if "go InSession;" in text)
+    lines[line] = lines[line].replace("go InSession;", "go Nowhere;")
+    dsl.write_text("".join(lines))
+    assert main(["simulate", str(folder / "scenarios" / "establish.toml")]) == 1
+    err = capsys.readouterr().err
+    assert f"mpenc.fsm:{line + 1}:" in err and "Nowhere" in err and "error" in err

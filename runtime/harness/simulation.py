@@ -108,10 +108,13 @@ def load_scenario(path: Path, machines: Machines | None = None) -> Scenario:
     _known(expect, [*EXPECT, *manifest.expectations], path, "expect")
     explore = data.get("explore", {})
     _known(explore, EXPLORE, path, "explore")
-    try:
-        module = (machines or Manifest.import_generated)(manifest)
-    except LocalError as e:
-        raise ScenarioError(f"{path}: {e}") from e
+    if machines is not None:
+        module = machines(manifest)  # its errors are the loader's (a compiler's: diagnostics)
+    else:
+        try:
+            module = manifest.import_generated()
+        except LocalError as e:
+            raise ScenarioError(f"{path}: {e}") from e
     fsm = data.get("fsm", manifest.fsm)
     for where, chosen in [("fsm", fsm), *((f"party {p['name']}: fsm", p["fsm"]) for p in parties if "fsm" in p)]:
         if not isinstance(getattr(module, chosen, None), type):
