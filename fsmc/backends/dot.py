@@ -98,13 +98,16 @@ def _html(text: str) -> str:
 
 def render_dot(fsm: m.Fsm, source: str, simplified: bool) -> str:
     all_edges = edges(fsm)
+    left_out = sorted({e.event for e in all_edges} & SIMPLIFIED_AWAY)
     if simplified:
         all_edges = [e for e in all_edges if e.event not in SIMPLIFIED_AWAY]
     transitions = [e for e in all_edges if e.target is not None and e.target != e.source]
     stays = [e for e in all_edges if (e.target is None or e.target == e.source) and e.acts]
     # A state is drawn when something leads to it or leaves it (InitState always).
     shown = {m.INIT_STATE} | {e.source for e in transitions} | {e.target for e in transitions if e.target}
-    title = f"fsm {fsm.name}" + (" (simplified: without Cancel, Reject, Rollback, CommitReject)" if simplified else "")
+    # The title names what the simplified diagram leaves out, of what this fsm handles.
+    leaves = f"without {', '.join(left_out)}" if left_out else "nothing to leave out"
+    title = f"fsm {fsm.name}" + (f" (simplified: {leaves})" if simplified else "")
     lines = [
         header(source, "//").rstrip(),
         f"digraph {_quote(fsm.name + ('_simplified' if simplified else ''))} {{",
