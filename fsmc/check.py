@@ -97,8 +97,25 @@ def check(document: m.Document, types: dict[str, TypeModule | None], d: Diagnost
         _check_attributes("protocol", protocol.name, protocol.attributes, d)
         _duplicates(((f.name, f.position) for f in protocol.fsms), "duplicate-fsm", "fsm", d)
         _duplicates(((f.id, f.position) for f in protocol.fsms), "duplicate-fsm", "fsm id", d)
+        _check_module_names(protocol, types.get(protocol.name), d)
         for fsm in protocol.fsms:
             _check_fsm(fsm, types.get(protocol.name), d)
+
+
+def _check_module_names(protocol: m.Protocol, types: TypeModule | None, d: Diagnostics) -> None:
+    """The protocol and each fsm become ASN.1 modules named in upper case (the pEp
+    engine's scheme, backends/asn1.py), compiled beside the type module: two of one name
+    make asn1tools fail at the first message encoded (or recurse without end), long
+    after `fsmc check` passed."""
+    taken: dict[str, str] = {} if types is None else {types.name: f"the ASN.1 type module {types.name}"}
+    for what, name, position in [("protocol", protocol.name, protocol.position),
+                                 *(("fsm", f.name, f.position) for f in protocol.fsms)]:
+        module = name.upper()
+        if module not in taken:
+            taken[module] = f"{what} {name}"
+        elif taken[module] != f"{what} {name}":  # two fsms of one name are duplicate-fsm
+            d.report(position, "asn1-name", f"{what} {name} would be ASN.1 module {module}, the name of "
+                                            f"{taken[module]}: rename one")
 
 
 def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:

@@ -53,6 +53,7 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "invalid-attribute": (Severity.ERROR, "an attribute that is unknown or has an invalid value"),
     "event-conflict": (Severity.ERROR, "an event name used by both a message and an external"),
     "asn1-module": (Severity.ERROR, "the ASN.1 type module cannot be found or compiled"),
+    "asn1-name": (Severity.ERROR, "a protocol or fsm whose ASN.1 module would have another module's name"),
     "reserved-name": (Severity.ERROR, "a name the language reserves"),
     "unreachable-state": (Severity.WARNING, "a state not reachable from InitState"),
     "message-never-sent": (Severity.WARNING, "a message no handler sends"),

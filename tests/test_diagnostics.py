@@ -18,7 +18,7 @@ from fsmc.compiler import load
 from fsmc.diagnostics import CATALOGUE, Severity
 
 CASES = Path(__file__).parent / "cases" / "errors"
-EXPECT = re.compile(r"//\s*expect:\s*(\d+):(\d+)\s+([a-z-]+)")
+EXPECT = re.compile(r"//\s*expect:\s*(\d+):(\d+)\s+([a-z0-9-]+)")
 # Files whose bytes cannot carry an expect comment.
 BINARY_EXPECT = {"binary.fsm": [(2, 13, "binary")]}
 
