@@ -14,6 +14,7 @@ from worlds import assert_independent_copy, dump, mid_run
 from fsmc.build import load_scenario
 from fsmc.cli import main
 from protocols.keysync import invariants
+from runtime.errors import UsageError
 from runtime.harness.explore import Explorer, Report, World, _name
 from runtime.harness.simulation import Scenario
 from runtime.seeded import SeededRandom
@@ -147,7 +148,7 @@ def test_same_seed_same_exploration(form: Scenario) -> None:
 
 
 def test_unknown_fault_is_refused(form: Scenario) -> None:
-    with pytest.raises(ValueError, match="unknown faults: flood"):
+    with pytest.raises(UsageError, match="unknown faults: flood"):
         Explorer(form, frozenset({"flood"}))
 
 

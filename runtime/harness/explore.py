@@ -183,11 +183,11 @@ class Explorer:
                  search: str = "bfs") -> None:
         unknown = set(faults) - {"loss", "dup", "reorder"}
         if unknown:
-            raise ValueError(f"unknown faults: {', '.join(sorted(unknown))}")
+            raise UsageError(f"unknown faults: {', '.join(sorted(unknown))}")
         self.scenario = scenario
         self.faults = faults
         if search not in ("bfs", "dfs"):
-            raise ValueError(f"unknown search order {search!r}: bfs or dfs")
+            raise UsageError(f"unknown search order {search!r}: bfs or dfs")
         self.search = search
         self.max_depth = max_depth
         self.max_states = max_states

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.copying import Copier, copy_fields, share, values
+from runtime.errors import UsageError
 from runtime.seeded import SeededRandom
 from runtime.transport import Delivery
 
@@ -54,7 +55,7 @@ class FaultModel:
         chosen: dict[str, float] = {}
         for word in filter(None, (w.strip() for w in text.split(","))):
             if word not in names:
-                raise ValueError(f"unknown fault {word!r}: expected loss, dup, reorder or delay")
+                raise UsageError(f"unknown fault {word!r}: expected loss, dup, reorder or delay")
             chosen[names[word]] = rate
         return cls(**chosen)
 
@@ -105,7 +106,7 @@ class InMemoryNetwork:
     def post(self, sender: str, transport: str, data: bytes, to: str | None = None, label: Any = None) -> int:
         """Put a message on a transport: for `to`, or for every member, the sender included."""
         if sender not in self._members.get(transport, ()):
-            raise ValueError(f"{sender} is not attached to transport {transport}")
+            raise UsageError(f"{sender} is not attached to transport {transport}")
         self._seq += 1
         receivers = [to] if to is not None else list(self._members[transport])
         # tuple.__new__: a NamedTuple's own __new__ is Python code, and this runs per receiver.
