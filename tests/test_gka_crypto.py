@@ -1,4 +1,4 @@
-"""mpENC's group key agreement core (runtime/gka/crypto.py): CLIQUES and ASKE.
+"""mpENC's group key agreement core (protocols/mpenc/crypto.py): CLIQUES and ASKE.
 
 The reference vectors come from mpENC's JavaScript implementation; the rest checks the
 design's claims (5.2) against an oracle that does not use the CLIQUES list handling:
