@@ -91,7 +91,7 @@ def test_prepare_backup_and_restore_own_keys() -> None:
 def test_key_reset_ungrouped_replaces_the_default_and_leaves_the_group() -> None:
     d = device()
     old = d.keyring.primary
-    d.keyring.group.add(old)
+    d.keyring.add_to_group([old])
     d.resetOwnKeysUngrouped()
     assert d.keyring.primary != old and not d.keyring.group and not d.deviceGrouped()
 

@@ -311,7 +311,7 @@ class KeySyncDevice(DeviceBase[DeviceState]):
         self.buffer.negotiation = self.negotiation
 
     def ownKeysAreDefaultKeys(self) -> None:
-        self.keyring.group.update(self.keyring.default.values())
+        self.keyring.add_to_group(self.keyring.default.values())
         self.keyring.sync = self.keyring.primary
 
     def prepareOwnKeys(self) -> None:
@@ -331,12 +331,12 @@ class KeySyncDevice(DeviceBase[DeviceState]):
     def resetOwnGroupedKeys(self) -> None:
         self.resets += 1
         fresh = self._reset_keys()
-        self.keyring.group.update(fresh)
+        self.keyring.add_to_group(fresh)
         self.machine.signal(self.machine.Event.KeyGen)  # share the new keys (Grouped: on KeyGen)
 
     def resetOwnKeysUngrouped(self) -> None:
         self._reset_keys()
-        self.keyring.group.clear()
+        self.keyring.leave_group()
         self.keyring.sync = None
 
     def _reset_keys(self) -> list[str]:
@@ -353,8 +353,8 @@ class KeySyncDevice(DeviceBase[DeviceState]):
                 self.keyring.identities[identity.address] = own
                 if identity.fpr in self.keyring.private:
                     self.keyring.default[identity.address] = identity.fpr
-        self.keyring.group.update(self.received)
-        self.keyring.group.update(self.keyring.default.values())
+        self.keyring.add_to_group(self.received)
+        self.keyring.add_to_group(self.keyring.default.values())
 
     def timed_out(self, state: str) -> None:
         self.notifications.append(Notification(f"timeout in {state}"))
@@ -401,13 +401,12 @@ class KeySyncDevice(DeviceBase[DeviceState]):
         key = self.buffer.key if self.handling == "GroupTrustThisKey" else self.partner
         if key is None:
             return
-        self.keyring.trusted.add(key)
-        self.keyring.mistrusted.discard(key)
+        self.keyring.trust(key)
         self.buffer.key = key
 
     def untrustThisKey(self) -> None:
         if self.partner is not None:
-            self.keyring.trusted.discard(self.partner)
+            self.keyring.untrust(self.partner)
         self.buffer.key = None
 
     def useOwnChallenge(self) -> None:

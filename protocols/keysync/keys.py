@@ -18,6 +18,7 @@ public keys and identities learnt are kept in the record without telling states 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,23 +63,40 @@ class KeyRing:
     public: dict[str, bytes] = field(default_factory=dict)  # fpr -> verify key || box key
     identities: dict[str, OwnIdentity] = field(default_factory=dict)  # address -> identity
     default: dict[str, str] = field(default_factory=dict)  # address -> fpr
-    trusted: set[str] = field(default_factory=set)
-    mistrusted: set[str] = field(default_factory=set)
-    group: set[str] = field(default_factory=set)  # fingerprints of the device group's keys
+    # Frozensets, changed by the methods below only, by rebinding: a snapshot and the
+    # copies restored from it share them.
+    trusted: frozenset[str] = frozenset()
+    mistrusted: frozenset[str] = frozenset()
+    group: frozenset[str] = frozenset()  # fingerprints of the device group's keys
     # The key a grouped device signs Sync messages with: the group's default key when the
     # group formed. New keys (KeyGen, key reset) are shared signed with it, so the other
     # members, who do not know them yet, still see a message from the group.
     sync: str | None = None
 
     def snapshot(self) -> RingState:
-        return RingState(frozenset(self.private), tuple(sorted(self.default.items())), frozenset(self.trusted),
-                         frozenset(self.mistrusted), frozenset(self.group), self.sync, tuple(self.private.items()),
+        return RingState(frozenset(self.private), tuple(sorted(self.default.items())), self.trusted,
+                         self.mistrusted, self.group, self.sync, tuple(self.private.items()),
                          tuple(self.public.items()), tuple(self.identities.items()))
 
     @classmethod
     def restore(cls, state: RingState) -> KeyRing:
         return cls(dict(state.keys), dict(state.public), dict(state.identities),
-                   dict(state.default), set(state.trusted), set(state.mistrusted), set(state.group), state.sync)
+                   dict(state.default), state.trusted, state.mistrusted, state.group, state.sync)
+
+    def trust(self, fpr: str) -> None:
+        """The user trusts this key (trustThisKey, A.1.3)."""
+        self.trusted |= {fpr}
+        self.mistrusted -= {fpr}
+
+    def untrust(self, fpr: str) -> None:
+        """The trust granted in a handshake is withdrawn (untrustThisKey)."""
+        self.trusted -= {fpr}
+
+    def add_to_group(self, fprs: Iterable[str]) -> None:
+        self.group |= frozenset(fprs)
+
+    def leave_group(self) -> None:
+        self.group = frozenset()
 
     def add(self, keys: DeviceKeys) -> str:
         fpr = keys.fingerprint

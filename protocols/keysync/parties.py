@@ -57,7 +57,7 @@ def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str,
                 ring.default[address] = fpr
         every = set().union(*(set(d.keyring.private) for d in members))
         for device in members:
-            device.keyring.group.update(every)
+            device.keyring.add_to_group(every)
             device.keyring.sync = device.keyring.primary
     for device in devices.values():
         device.initial = frozenset(device.keyring.private)  # type: ignore[attr-defined]

@@ -36,9 +36,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import gc
 import importlib
+import operator
 import time
+import typing
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
@@ -153,21 +156,64 @@ def _name(d: Any) -> str:
     return d.label[1].NAME if d.label else "?"
 
 
-_COMPARED: dict[type, tuple[str, ...] | None] = {}
-
-
 def _compared(value: Any) -> Any:
     """What of a device's state record tells states apart: its fields declared to compare
-    (nested records likewise), as a tuple. The search keeps these, not the whole record
-    (the fields that do not compare would only take memory)."""
-    cls = type(value)
-    names = _COMPARED.get(cls, ())
-    if names == ():
-        names = _COMPARED[cls] = (tuple(f.name for f in dataclasses.fields(value) if f.compare)
-                                  if dataclasses.is_dataclass(value) else None)
-    if names is None:
+    (nested records likewise), as a tuple; a record all of whose fields compare is its
+    own key. The search keeps these, not the whole record (the fields that do not
+    compare would only take memory)."""
+    plan = _PLANS.get(type(value))
+    if plan is None:
+        plan = _PLANS[type(value)] = _plan(type(value))
+    if plan is _AS_IS:
         return value
-    return (cls, *(_compared(getattr(value, name)) for name in names))
+    getter, nested = plan
+    values = getter(value)
+    if nested:
+        values = list(values)
+        for i in nested:
+            values[i] = _compared(values[i])
+    return (type(value), *values)
+
+
+_AS_IS: Any = object()
+_PLANS: dict[type, Any] = {}
+
+
+def _plan(cls: type) -> Any:
+    """How `_compared` takes a record of class `cls` apart: a getter of its compared
+    fields and the positions among them that may hold records to take apart in turn
+    (from the fields' type hints; all of them when the hints cannot be read)."""
+    if not _takes_apart(cls):
+        return _AS_IS
+    names = [f.name for f in dataclasses.fields(cls) if f.compare]
+    try:
+        hints = typing.get_type_hints(cls)
+        nested = tuple(i for i, n in enumerate(names) if any(_takes_apart(t) for t in _types_of(hints.get(n))))
+    except Exception:  # noqa: BLE001 - a hint that does not resolve: look at every field
+        nested = tuple(range(len(names)))
+    getter = operator.attrgetter(*names)
+    if len(names) == 1:  # attrgetter of one name returns the value itself
+        return (lambda record: (getter(record),)), nested
+    return getter, nested
+
+
+def _types_of(hint: Any) -> tuple[Any, ...]:
+    args = typing.get_args(hint)
+    return tuple(t for a in args for t in _types_of(a)) if args else (hint,)
+
+
+@functools.cache
+def _takes_apart(cls: Any) -> bool:
+    """Whether records of `cls` have fields that do not compare, here or nested."""
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        return False
+    if any(not f.compare for f in dataclasses.fields(cls)):
+        return True
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001
+        return True
+    return any(_takes_apart(t) for f in dataclasses.fields(cls) for t in _types_of(hints.get(f.name)))
 
 
 def _buffer(machine: Any) -> tuple[Any, ...]:
