@@ -15,9 +15,12 @@ from __future__ import annotations
 import copy
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-__all__ = ["Device", "DeviceBase"]
+__all__ = ["RECORDS", "Device", "DeviceBase"]
 
 S = TypeVar("S")
+# Where a copier may leave, in a deepcopy memo, the records it took of the devices it
+# copies (id(device) -> record): the copies restore from them instead of taking them again.
+RECORDS = "runtime.device.records"
 
 
 class Device(Protocol):
@@ -94,5 +97,7 @@ class DeviceBase(Generic[S]):
         twin.__dict__.update(self.__dict__)
         for name in self.COPIED:
             setattr(twin, name, copy.deepcopy(getattr(self, name), memo))
-        twin.restore(self.snapshot())
+        records = memo.get(RECORDS)  # type: ignore[call-overload]
+        record = records.get(id(self)) if records is not None else None
+        twin.restore(record if record is not None else self.snapshot())
         return twin

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.copying import Copier, copy_fields, share, values
+from runtime.device import RECORDS
 from runtime.errors import UsageError
 from runtime.harness.simulation import Scenario, Simulation
 from runtime.manifest import Invariant, Invariants
@@ -94,11 +95,18 @@ class World:
     # Whether this step sent anything, or tried to and was held back by a rate limit
     # (whether a rate limit holds depends on the clock, which timeouts move).
     sent: bool = False
+    # The devices' state records as the world's snapshot took them (id(device) -> record),
+    # for the world's copies to restore from instead of taking them again. Kept only by
+    # the depth-first search, whose frontier is short; a world is never changed once its
+    # snapshot is taken (the explorer changes only fresh copies, which start without).
+    records: dict[int, Any] | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> World:
         # The explorer copies a world at every transition (Explorer.apply): each class of
         # it says how its fields are copied (runtime.copying), much faster than generic
         # deepcopy, and the copy shares no mutable object with the original.
+        if self.records is not None:
+            memo[RECORDS] = self.records  # type: ignore[index]
         return copy_fields(self, memo, _WORLD_COPY)
 
     @property
@@ -117,6 +125,7 @@ class World:
 # How a world's fields are copied (runtime.copying); the others (the simulation) are
 # deep-copied. Budgets are ints, acceptances frozensets, ignored events tuples of str.
 _WORLD_COPY: dict[str, Copier] = {
+    "records": lambda records, memo: None,  # a copy is changed before its snapshot is taken
     "budget": values, "accepted": values, "dup_used": share, "held": share, "faults": share, "timeouts_fired": share,
     "disturbed": share, "sent": share,
     "ignored": values,
@@ -313,14 +322,19 @@ class Explorer:
         alike, and are one state."""
         parties = []
         now = world.sim.now
+        records: dict[int, Any] | None = {} if self.search == "dfs" else None
         for name, p in sorted(world.parties.items()):
-            key = _compared(p.device.snapshot())
+            record = p.device.snapshot()
+            if records is not None:
+                records[id(p.device)] = record
+            key = _compared(record)
             left = None if p.deadline is None else p.deadline - now
             limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
             parties.append(self._intern((name, p.machine.state_id, _buffer(p.machine),
                                          key, left, limits, p.active_transport)))
         net = world.sim.network
         queues = tuple(self._intern((r, tuple((d.label, d.copy) for d in net.queue(r)))) for r in net.receivers())
+        world.records = records
         return (tuple(parties), queues, self._intern(tuple(sorted(world.budget.items()))),
                 self._intern(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),
                 world.dup_used, world.held)
