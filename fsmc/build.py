@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import tempfile
 from functools import cache
@@ -135,21 +136,12 @@ def _compile(path: Path, entry: Path) -> list[str]:
               "inputs": {name: _digest(Path(name)) for name in sorted(inputs)}}
     (work / "inputs.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
     if entry.exists():
-        _remove(entry)
+        shutil.rmtree(entry)
     try:
         work.rename(entry)
     except OSError:
-        _remove(work)
+        shutil.rmtree(work)
     return modules
-
-
-def _remove(directory: Path) -> None:
-    for child in directory.iterdir():
-        if child.is_dir():
-            _remove(child)
-        else:
-            child.unlink()
-    directory.rmdir()
 
 
 def _import(entry: Path, key: str, name: str) -> ModuleType:

@@ -176,7 +176,12 @@ class Machine:
 
     @property
     def state_name(self) -> str:
-        return self.STATE_NAMES.get(self._state) or str(self._state)
+        return self.name_of(self._state)
+
+    @classmethod
+    def name_of(cls, state: int) -> str:
+        """A state's name, for traces: its number when the class has no State enum."""
+        return cls.STATE_NAMES.get(state) or str(state)
 
     @property
     def stopped(self) -> bool:
@@ -201,7 +206,7 @@ class Machine:
         """The state timed out: back to the initial state, whose Init runs (the pEp
         engine's rule; docs/language.md)."""
         self.reset()
-        return self.dispatch(INIT)
+        return self.start()
 
     def stop(self) -> None:
         """Called by an action: the machine ends in End once the current event and what

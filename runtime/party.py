@@ -140,18 +140,18 @@ class Party:
     # --- effects
 
     def _run(self, effects: list[Effect], cause: str) -> None:
-        names = self.machine.STATE_NAMES
+        name_of = self.machine.name_of
         for effect in effects:
             if isinstance(effect, Send):
                 self._send(effect)
             elif isinstance(effect, Transition):
-                new = names.get(effect.new) or str(effect.new)
-                self._log("state", f"{names.get(effect.old) or effect.old} -> {new}", state=new)
+                new = name_of(effect.new)
+                self._log("state", f"{name_of(effect.old)} -> {new}", state=new)
                 timeout = self.machine.TIMEOUTS.get(effect.new)
                 initial = effect.new == self.machine.INITIAL
                 self.deadline = None if timeout is None or initial else self.clock() + timeout
             elif isinstance(effect, Ignored):
-                state = names.get(effect.state) or str(effect.state)
+                state = name_of(effect.state)
                 self._log("ignored", f"{cause} in {state}", state=state, event=cause)
             elif isinstance(effect, Debug):
                 self._log("debug", effect.text)

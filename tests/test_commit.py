@@ -18,15 +18,10 @@ from protocols.commit.invariants import atomicity
 from protocols.commit.party import CommitParty
 from runtime.errors import EnvelopeError, RemoteError
 from runtime.harness.explore import Explorer
-from runtime.harness.simulation import Scenario, Simulation
+from runtime.harness.simulation import Simulation
 
 FOLDER = ROOT / "protocols" / "commit"
 SCENARIOS = {path.name: path for path in PROTOCOL.scenarios}
-
-
-def explorer(scenario: Scenario) -> Explorer:
-    """An explorer with the scenario's [explore] settings, as `fsmc explore` reads them."""
-    return Explorer.for_scenario(scenario)
 
 
 def test_the_protocol_has_its_scenarios() -> None:
@@ -56,7 +51,7 @@ def test_a_failed_expectation_is_reported() -> None:
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_exploring_the_scenario_finds_no_violation(name: str) -> None:
-    report = explorer(load_scenario(SCENARIOS[name])).run()
+    report = Explorer.for_scenario(load_scenario(SCENARIOS[name])).run()
     assert report.complete
     assert report.violations == []
     assert report.quiet_states > 0 and report.terminal_states > 0
@@ -126,8 +121,8 @@ def mutant(tmp_path: Path, old: str, new: str) -> Any:
 def test_exploration_catches_a_broken_atomicity(bug: str, tmp_path: Path) -> None:
     old, new, name = MUTANTS[bug]
     scenario = load_scenario(SCENARIOS[name])
-    assert explorer(scenario).run().violations == []  # the fsm as written passes
-    broken = explorer(dataclasses.replace(scenario, machines=mutant(tmp_path, old, new)))
+    assert Explorer.for_scenario(scenario).run().violations == []  # the fsm as written passes
+    broken = Explorer.for_scenario(dataclasses.replace(scenario, machines=mutant(tmp_path, old, new)))
     report = broken.run()
     assert report.complete
     found = {v.invariant: v for v in report.violations}

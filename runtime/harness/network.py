@@ -163,15 +163,9 @@ class InMemoryNetwork:
         """What is in flight to `receiver`, in the order it would read it (read-only)."""
         return self._queues.get(receiver, ())
 
-    def take(self, receiver: str, index: int = 0) -> Delivery:
-        """Take the delivery at `index` of the receiver's queue out of it, for delivery."""
-        d = self._queues[receiver].pop(index)
-        self.log.append(("delivered", d))
-        return d
-
-    def lose(self, receiver: str, index: int = 0) -> Delivery:
-        """A fault: the delivery at `index` never reaches the receiver."""
-        d = self._queues[receiver].pop(index)
+    def lose(self, d: Delivery) -> Delivery:
+        """A fault: `d`, in flight, never reaches its receiver."""
+        self._remove(d)
         self.log.append(("lost", d))
         return d
 
@@ -184,13 +178,17 @@ class InMemoryNetwork:
         return min(times, default=None)
 
     def deliver(self, d: Delivery) -> Delivery:
+        """`d`, in flight, reaches its receiver: out of its queue."""
+        self._remove(d)
+        self.log.append(("delivered", d))
+        return d
+
+    def _remove(self, d: Delivery) -> None:
         queue = self._queues[d.receiver]
         if queue and queue[0] is d:
             del queue[0]
         else:
             queue.remove(d)
-        self.log.append(("delivered", d))
-        return d
 
     def next(self) -> Delivery | None:
         """The next delivery in channel order (lowest log position first), if any is due."""

@@ -58,10 +58,6 @@ class Scenario:
     def __deepcopy__(self, memo: dict[int, Any]) -> Scenario:
         return self  # read-only once loaded: copies of a world (the explorer's) share it
 
-    @property
-    def machine_class(self) -> type[Any]:
-        return getattr(self.machines, self.fsm)  # type: ignore[no-any-return]
-
 
 def _need(data: dict[str, Any], key: str, kind: type, path: Path, where: str = "") -> Any:
     if key not in data:
