@@ -173,14 +173,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in text.split(",") if x.strip())
-
-
-def _bound(text: str) -> int | None:
-    return None if text in ("none", "unbounded") else int(text)
-
-
 def _cmd_explore(args: argparse.Namespace) -> int:
     from runtime.errors import LocalError
     from runtime.harness import msc
@@ -278,14 +270,15 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("explore", "explore every interleaving of a scenario and check its invariants", _cmd_explore)
     p.add_argument("scenario")
-    p.add_argument("--faults", type=_csv, help="comma-separated: loss, dup, reorder")
-    p.add_argument("--max-faults", type=_bound, metavar="N",
+    # Lists and bounds are read by Explorer.for_scenario, as the [explore] table's are.
+    p.add_argument("--faults", help="comma-separated: loss, dup, reorder")
+    p.add_argument("--max-faults", metavar="N",
                    help="faults on one run (default 1 when --faults is given; 'none' for no bound)")
     p.add_argument("--max-depth", type=int, metavar="N", help="stop paths after N steps")
     p.add_argument("--max-states", type=int, metavar="N", help="stop after N distinct states")
     p.add_argument("--user-events", type=int, metavar="N", help="user answers per party (default 1)")
     p.add_argument("--timeouts", type=int, metavar="N", help="state timeouts that may fire per party (default 0)")
-    p.add_argument("--signals", type=_csv, metavar="E,..", help="signaled events a party may raise, once each")
+    p.add_argument("--signals", metavar="E,..", help="signaled events a party may raise, once each")
     p.add_argument("--invariants", metavar="MODULE",
                    help="a module whose INVARIANTS replace the protocol's (default: the protocol's own)")
     p.add_argument("--no-reduction", action="store_true", help="explore every interleaving, even commuting ones")

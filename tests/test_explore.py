@@ -198,6 +198,17 @@ def test_explore_command_says_when_bounded(capsys: pytest.CaptureFixture[str]) -
 def test_explore_command_rejects_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explore", str(FORM), "--faults", "flood"]) == 2
     assert "unknown faults: flood" in capsys.readouterr().err
+    assert main(["explore", str(FORM), "--faults", "loss", "--max-faults", "x"]) == 2
+    assert "max_faults: 'x' is neither a number nor none" in capsys.readouterr().err
+
+
+def test_explore_command_max_faults_none_is_no_bound(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", str(FORM), "--faults", "loss", "--max-faults", "none", "--json"]) == 0
+    unbounded = json.loads(capsys.readouterr().out)
+    assert main(["explore", str(FORM), "--faults", "loss", "--json"]) == 0
+    once = json.loads(capsys.readouterr().out)
+    assert unbounded["max_faults"] is None and once["max_faults"] == 1
+    assert unbounded["complete"] and unbounded["states"] > once["states"] == 276
 
 
 # --- copies of a world: the explorer copies one at every transition (World.__deepcopy__)

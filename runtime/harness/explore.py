@@ -50,7 +50,7 @@ from typing import Any
 from runtime.copying import Copier, copy_fields, share, values
 from runtime.device import RECORDS
 from runtime.errors import UsageError
-from runtime.harness.simulation import Scenario, Simulation
+from runtime.harness.simulation import EXPLORE, Scenario, Simulation
 from runtime.manifest import Invariant, Invariants
 from runtime.party import Party, TraceEntry
 
@@ -272,8 +272,7 @@ class Explorer:
         faults, and "none" means no bound."""
         settings = dict(scenario.explore)
         settings.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(settings) - {"faults", "max_faults", "max_depth", "max_states", "user_events", "timeouts",
-                                   "signals", "invariants", "search", "prefix"}
+        unknown = set(settings) - set(EXPLORE)
         if unknown:
             raise UsageError(f"unknown exploration settings: {', '.join(sorted(unknown))}")
 
@@ -283,8 +282,12 @@ class Explorer:
 
         faults = frozenset(listed(settings.get("faults", ())))
         max_faults = settings.get("max_faults", 1 if faults else None)
-        if isinstance(max_faults, str):
-            max_faults = None if max_faults in ("none", "unbounded") else int(max_faults)
+        if isinstance(max_faults, str) and max_faults in ("none", "unbounded"):
+            max_faults = None
+        elif isinstance(max_faults, str):
+            if not max_faults.isdigit():
+                raise UsageError(f"max_faults: {max_faults!r} is neither a number nor none")
+            max_faults = int(max_faults)
         return cls(scenario, faults, max_depth=settings.get("max_depth"), max_states=settings.get("max_states"),
                    max_faults=max_faults, user_events=int(settings.get("user_events", 1)),
                    timeouts=int(settings.get("timeouts", 0)), signals=listed(settings.get("signals", ())),
@@ -443,15 +446,15 @@ class Explorer:
         if held:  # a message overtakes the held one: the receiver reads in order again
             world.held = world.held - {choice.party}
         if choice.kind in ("deliver", "lose", "dup"):
+            d = net.queue(choice.party)[choice.index]
             if choice.kind == "lose":
-                d = net.lose(choice.party, choice.index)
+                net.lose(d)
                 sim.trace.append(TraceEntry(sim.now, choice.party, "drop", f"{choice.detail}: lost",
                                             peer=d.sender, message=choice.detail, code="lost"))
                 return
             if choice.kind == "deliver":
-                d = net.take(choice.party, choice.index)
+                net.deliver(d)
             else:
-                d = net.queue(choice.party)[choice.index]
                 world.dup_used = world.dup_used | {(choice.party, d.seq)}
             sim.parties[choice.party].deliver(d)
         elif choice.kind == "event":
