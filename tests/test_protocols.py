@@ -148,3 +148,37 @@ def test_a_dsl_file_that_does_not_compile_is_reported_where_it_is_wrong(
     assert main(["simulate", str(folder / "scenarios" / "establish.toml")]) == 1
     err = capsys.readouterr().err
     assert f"mpenc.fsm:{line + 1}:" in err and "Nowhere" in err and "error" in err
+
+
+class _CheckedCarry(Explorer):
+    """Depth first, checking each record a world carries from the world it was copied from
+    against the record its device gives now."""
+
+    carried = 0
+
+    def snapshot(self, world: Any) -> Any:
+        for name, (record, _) in (world.carried or {}).items():
+            assert world.parties[name].device.snapshot() == record, f"{name}: a carried record is stale"
+            self.carried += 1
+        return super().snapshot(world)
+
+
+class _NoCarry(Explorer):
+    def snapshot(self, world: Any) -> Any:
+        world.carried = None
+        return super().snapshot(world)
+
+
+@pytest.mark.parametrize("manifest", registry.protocols().values(), ids=registry.names())
+def test_the_records_a_depth_first_step_carries_are_the_untouched_devices_state(manifest: Manifest) -> None:
+    """Depth first, a copy's snapshot reuses the records of the parties its step did not
+    touch: they must equal what those devices give, and the search must find what it
+    finds taking every record afresh."""
+    scenario = load_scenario(manifest.scenarios[0])
+    checked = _CheckedCarry.for_scenario(scenario, faults="loss", max_states=3000, search="dfs")
+    report = checked.run()
+    assert checked.carried > report.states, "no record was carried"
+    fresh = _NoCarry.for_scenario(scenario, faults="loss", max_states=3000, search="dfs").run()
+    assert report.complete, f"{manifest.name}: lower the bound of this test's exploration"
+    assert (report.states, report.transitions, report.violating) == \
+        (fresh.states, fresh.transitions, fresh.violating)

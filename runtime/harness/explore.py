@@ -95,18 +95,23 @@ class World:
     # Whether this step sent anything, or tried to and was held back by a rate limit
     # (whether a rate limit holds depends on the clock, which timeouts move).
     sent: bool = False
-    # The devices' state records as the world's snapshot took them (id(device) -> record),
-    # for the world's copies to restore from instead of taking them again. Kept only by
-    # the depth-first search, whose frontier is short; a world is never changed once its
-    # snapshot is taken (the explorer changes only fresh copies, which start without).
-    records: dict[int, Any] | None = None
+    # The devices' state records as the world's snapshot took them, with their compared
+    # keys (party -> (record, key)): the world's copies restore their devices from them
+    # instead of taking them again, and a copy's snapshot reuses those of the parties its
+    # step did not touch (`carried`). Kept only by the depth-first search, whose frontier
+    # is short; a world is never changed once its snapshot is taken (the explorer changes
+    # only fresh copies, which start without).
+    records: dict[str, tuple[Any, Any]] | None = None
+    carried: dict[str, tuple[Any, Any]] | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> World:
         # The explorer copies a world at every transition (Explorer.apply): each class of
         # it says how its fields are copied (runtime.copying), much faster than generic
         # deepcopy, and the copy shares no mutable object with the original.
         if self.records is not None:
-            memo[RECORDS] = self.records  # type: ignore[index]
+            parties = self.sim.parties
+            memo[RECORDS] = {id(parties[name].device): record  # type: ignore[index]
+                             for name, (record, _) in self.records.items()}
         return copy_fields(self, memo, _WORLD_COPY)
 
     @property
@@ -125,7 +130,8 @@ class World:
 # How a world's fields are copied (runtime.copying); the others (the simulation) are
 # deep-copied. Budgets are ints, acceptances frozensets, ignored events tuples of str.
 _WORLD_COPY: dict[str, Copier] = {
-    "records": lambda records, memo: None,  # a copy is changed before its snapshot is taken
+    # A copy is changed before its snapshot is taken (Explorer.apply sets what it carries).
+    "records": lambda records, memo: None, "carried": lambda carried, memo: None,
     "budget": values, "accepted": values, "dup_used": share, "held": share, "faults": share, "timeouts_fired": share,
     "disturbed": share, "sent": share,
     "ignored": values,
@@ -200,10 +206,7 @@ def _plan(cls: type) -> Any:
         nested = tuple(i for i, n in enumerate(names) if any(_takes_apart(t) for t in _types_of(hints.get(n))))
     except Exception:  # noqa: BLE001 - a hint that does not resolve: look at every field
         nested = tuple(range(len(names)))
-    getter = operator.attrgetter(*names)
-    if len(names) == 1:  # attrgetter of one name returns the value itself
-        return (lambda record: (getter(record),)), nested
-    return getter, nested
+    return _fields_getter(names), nested
 
 
 def _types_of(hint: Any) -> tuple[Any, ...]:
@@ -226,8 +229,26 @@ def _takes_apart(cls: Any) -> bool:
 
 
 def _buffer(machine: Any) -> tuple[Any, ...]:
+    """The machine's I/O buffer as a tuple of its fields' values."""
     b = machine.buffer
-    return tuple(getattr(b, f.name) for f in dataclasses.fields(b))
+    getter = _BUFFER_GETTERS.get(type(b))
+    if getter is None:
+        getter = _BUFFER_GETTERS[type(b)] = _fields_getter([f.name for f in dataclasses.fields(b)])
+    return getter(b)
+
+
+_BUFFER_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _fields_getter(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """A function returning the named attributes of an object as a tuple (attrgetter
+    returns the value itself for one name, and is not callable with none)."""
+    if not names:
+        return lambda _: ()
+    getter = operator.attrgetter(*names)
+    if len(names) == 1:
+        return lambda value: (getter(value),)
+    return getter
 
 
 class Explorer:
@@ -325,19 +346,23 @@ class Explorer:
         alike, and are one state."""
         parties = []
         now = world.sim.now
-        records: dict[int, Any] | None = {} if self.search == "dfs" else None
+        records: dict[str, tuple[Any, Any]] | None = {} if self.search == "dfs" else None
+        carried = world.carried or {}
         for name, p in sorted(world.parties.items()):
-            record = p.device.snapshot()
+            taken = carried.get(name)
+            if taken is None:
+                record = p.device.snapshot()
+                taken = record, _compared(record)
             if records is not None:
-                records[id(p.device)] = record
-            key = _compared(record)
+                records[name] = taken
+            key = taken[1]
             left = None if p.deadline is None else p.deadline - now
             limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
             parties.append(self._intern((name, p.machine.state_id, _buffer(p.machine),
                                          key, left, limits, p.active_transport)))
         net = world.sim.network
         queues = tuple(self._intern((r, tuple((d.label, d.copy) for d in net.queue(r)))) for r in net.receivers())
-        world.records = records
+        world.records, world.carried = records, None
         return (tuple(parties), queues, self._intern(tuple(sorted(world.budget.items()))),
                 self._intern(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),
                 world.dup_used, world.held)
@@ -416,6 +441,12 @@ class Explorer:
         """The world after `choice`; `world` itself is left as it was."""
         new = copy.deepcopy(world)
         new.ignored, new.sent = [], False
+        if world.records is not None:
+            # A step changes the state of the one party it names, if any (a delivery the
+            # receiver's, an event or a timeout its party's; a loss or a hold none): the
+            # others' devices are as restored from their records.
+            touched = choice.party if choice.kind not in ("lose", "hold") else None
+            new.carried = {name: taken for name, taken in world.records.items() if name != touched}
         trace = new.sim.trace
         start = len(trace)
         self._step(new, choice)
