@@ -271,7 +271,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("explore", "explore every interleaving of a scenario and check its invariants", _cmd_explore)
     p.add_argument("scenario")
     # Lists and bounds are read by Explorer.for_scenario, as the [explore] table's are.
-    p.add_argument("--faults", help="comma-separated: loss, dup, reorder")
+    p.add_argument("--faults", help="comma-separated: loss, dup, reorder, replay")
     p.add_argument("--max-faults", metavar="N",
                    help="faults on one run (default 1 when --faults is given; 'none' for no bound)")
     p.add_argument("--max-depth", type=int, metavar="N", help="stop paths after N steps")

@@ -65,6 +65,13 @@ class Device(Protocol):
         """Tell the application a state timed out (the pEp engine's SYNC_NOTIFY_TIMEOUT)."""
         ...
 
+    def listening(self) -> frozenset[str]:
+        """The addresses (rendezvous points) the device receives on now, besides its own
+        name: after every input the driver makes the transport deliver what is posted to
+        these, and no other address, to the party. A function of the device's state
+        record (the explorer tells worlds apart by the records, not by the transport)."""
+        ...
+
     def snapshot(self) -> Any:
         """The device's state as a frozen record."""
         ...
@@ -83,6 +90,10 @@ class DeviceBase(Generic[S]):
     mutable is shared and no per-class copy table is needed."""
 
     COPIED: ClassVar[tuple[str, ...]] = ("machine", "rng")
+    NOWHERE: ClassVar[frozenset[str]] = frozenset()
+
+    def listening(self) -> frozenset[str]:
+        return self.NOWHERE  # most protocols address parties by name only
 
     def snapshot(self) -> S:
         raise NotImplementedError

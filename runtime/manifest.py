@@ -36,12 +36,16 @@ class Invariants:
     """The designer's invariants (docs/exploration.md): `safety` holds in every world,
     `quiescent` in every quiet one (nothing in flight, no timer pending), `terminal`
     where the environment has no choice left. `observed(party)` is what the safety
-    invariants read of a party; declaring it allows the partial-order reduction."""
+    invariants read of a party; declaring it allows the partial-order reduction.
+    `replays_change_nothing`: explored with the replay fault, a message delivered again
+    must leave its receiver as it was (its machine's state and its device's record): the
+    explorer then checks that after every replay, as the safety invariant of that name."""
 
     safety: tuple[Invariant, ...] = ()
     quiescent: tuple[Invariant, ...] = ()
     terminal: tuple[Invariant, ...] = ()
     observed: Callable[[Party], Hashable] | None = None
+    replays_change_nothing: bool = False
 
     @property
     def names(self) -> list[str]:

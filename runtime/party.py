@@ -70,6 +70,7 @@ class Party:
     deadline: float | None = None
     # Message id -> when its rate limit (A.1.6.4) lets it be sent again.
     rate_limited_until: dict[int, float] = field(default_factory=dict)
+    listening: frozenset[str] = frozenset()  # the addresses the transport delivers from
 
     def __post_init__(self) -> None:
         self.network.attach(self.name, self.transports)
@@ -140,6 +141,16 @@ class Party:
     # --- effects
 
     def _run(self, effects: list[Effect], cause: str) -> None:
+        self._effects(effects, cause)
+        wanted = self.device.listening()
+        if wanted != self.listening:  # the transport follows what the device listens on
+            for address in sorted(self.listening - wanted):
+                self.network.unsubscribe(self.name, address)
+            for address in sorted(wanted - self.listening):
+                self.network.subscribe(self.name, address)
+            self.listening = wanted
+
+    def _effects(self, effects: list[Effect], cause: str) -> None:
         name_of = self.machine.name_of
         for effect in effects:
             if isinstance(effect, Send):
@@ -189,7 +200,7 @@ class Party:
 # How a party's fields are copied (runtime.copying); the others are deep-copied. The
 # trace holds frozen TraceEntry records, and is the simulation's own list (see values).
 _PARTY_COPY: dict[str, Copier] = {
-    "name": share, "transports": share, "active_transport": share, "deadline": share,
+    "name": share, "transports": share, "active_transport": share, "deadline": share, "listening": share,
     "trace": values, "rate_limited_until": values,
 }
 

@@ -5,6 +5,10 @@ of the harness (runtime.harness.network) in simulations and explorations; TCP an
 broker behind the same interface. A transport keeps, per channel, one order of the
 messages posted to it (draft-pep-keysync 1.2: every own device, the sender included,
 reads the identity's channel in the same order) and hands each receiver a `Delivery`.
+
+Besides the parties, a transport knows addresses that parties listen on: rendezvous
+points (Berty's, BisonRelay's), which whoever knows one may post to. A party listens on
+what its device says (`Device.listening`), and the driver keeps the transport in step.
 """
 
 from __future__ import annotations
@@ -38,10 +42,21 @@ class Transport(Protocol):
         """Put `party` on each of these channels."""
         ...
 
+    def subscribe(self, party: str, address: str) -> None:
+        """Deliver to `party` what is posted to `address` on any channel (a rendezvous
+        point: an address that is no party's name, which anyone who knows it may post to
+        and any number of parties may listen on)."""
+        ...
+
+    def unsubscribe(self, party: str, address: str) -> None:
+        """`party` no longer receives what is posted to `address`."""
+        ...
+
     def post(self, sender: str, transport: str, data: bytes, to: str | None = None,
              label: Any = None) -> int:
-        """Send `data` to every member of the channel `transport` (the sender included) or
-        to `to` alone; returns the message's position in the channel's log. `label` is a
-        canonical description of the message for tools that compare states (the
+        """Send `data` to every member of the channel `transport` (the sender included), to
+        the party `to` alone, or, when `to` is an address, to whoever listens on it now
+        (nobody, perhaps); returns the message's position in the channel's log. `label` is
+        a canonical description of the message for tools that compare states (the
         explorer): (sender, message, what sealing it attached)."""
         ...

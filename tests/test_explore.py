@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT
@@ -13,6 +15,7 @@ from worlds import assert_independent_copy, dump, mid_run
 
 from fsmc.build import load_scenario
 from fsmc.cli import main
+from protocols.commit.party import CommitParty
 from protocols.keysync import invariants
 from runtime.errors import UsageError
 from runtime.harness.explore import Explorer, Report, World, _name
@@ -328,3 +331,71 @@ def test_a_world_that_an_explored_world_subsumes_is_not_explored(form: Scenario)
     # Some lost message led to a world explored already without the fault (a device's own
     # Beacon that it would have ignored): it was not explored again.
     assert report.subsumed > 0
+
+
+# --- the replay fault
+
+
+COMMIT = ROOT / "protocols" / "commit" / "scenarios" / "all_yes.toml"
+
+
+def test_a_replay_is_of_a_message_received_before_or_meant_for_another() -> None:
+    explorer = Explorer.for_scenario(load_scenario(COMMIT), faults="replay")
+    world = explorer.apply(explorer.initial(), next(c for c in explorer.choices(explorer.initial())
+                                                    if c.kind == "event"))  # the bank proposes
+    offered = {(c.party, c.detail) for c in explorer.choices(world) if c.kind == "replay"}
+    # Prepare is on its way to every participant, the bank included: no one has it yet.
+    assert offered == set()
+    to_alice = next(c for c in explorer.choices(world) if c.kind == "deliver" and c.party == "alice")
+    world = explorer.apply(world, to_alice)
+    offered = {(c.party, c.detail) for c in explorer.choices(world) if c.kind == "replay"}
+    assert offered == {("alice", "Prepare")}
+    again = explorer.apply(world, next(c for c in explorer.choices(world) if c.kind == "replay"))
+    assert again.faults == 1 and again.disturbed and again.replayed is None  # ignored in Voting
+    assert not any(c.kind == "replay" for c in explorer.choices(again))  # one fault per run
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Counted:
+    state: Any
+    received: int
+
+
+class _CountingParty(CommitParty):
+    """A commit party that counts the messages it handles, in its state record."""
+
+    received = 0
+
+    def receiving(self, message: Any, context: Any) -> None:
+        self.received += message is not None
+        super().receiving(message, context)
+
+    def snapshot(self) -> Any:
+        return _Counted(super().snapshot(), self.received)
+
+    def restore(self, state: Any) -> None:
+        super().restore(state.state)
+        self.received = state.received
+
+
+def test_a_replay_that_changes_its_receiver_is_a_violation() -> None:
+    """A device changed by a message it receives again breaks `replays_change_nothing`:
+    the counterexample ends in the replay."""
+    scenario = load_scenario(COMMIT)
+    make_devices = scenario.protocol.make_devices
+
+    def counting(tables: list[dict[str, Any]], rng: Any) -> dict[str, Any]:
+        devices = make_devices(tables, rng)
+        for device in devices.values():
+            device.__class__ = _CountingParty
+        return devices
+
+    invariants = dataclasses.replace(scenario.protocol.invariants, replays_change_nothing=True)
+    scenario.protocol = dataclasses.replace(scenario.protocol, make_devices=counting, invariants=invariants)
+    report = Explorer.for_scenario(scenario, faults="replay", max_states=3000).run()
+    (violation,) = report.violations
+    assert violation.invariant == "replays_change_nothing"
+    assert violation.path[-1].kind == "replay" and "changed its device's state" in violation.message
+    # Unchanged, the commit parties ignore whatever they receive again.
+    plain = Explorer.for_scenario(load_scenario(COMMIT), faults="replay", invariants=invariants, max_states=3000)
+    assert plain.run().violations == []

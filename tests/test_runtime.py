@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from fsmc.build import load_scenario
 from generated import keysync
 from protocols.keysync.envelope import DeviceKeys, EnvelopeError, open_envelope, seal
+from runtime.errors import UsageError
 from runtime.harness.network import FaultModel, InMemoryNetwork
 from runtime.harness.simulation import Simulation
 
@@ -37,6 +39,50 @@ def test_every_device_receives_the_channel_in_one_order() -> None:
     while (d := net.next()) is not None:
         got[d.receiver].append(d.data)
     assert got["a"] == got["b"] == got["c"] == [bytes([i]) for i in range(6)]
+
+
+def test_a_message_to_an_address_reaches_whoever_listens_on_it_then() -> None:
+    """A rendezvous point: posted to, it reaches its listeners at that moment; once
+    nobody listens, a message to it reaches nobody, and the log says so."""
+    net = InMemoryNetwork()
+    for p in ("alice", "bob", "mallory"):
+        net.attach(p)
+    net.subscribe("bob", "rv:1")
+    net.subscribe("mallory", "rv:1")
+    net.post("alice", "channel", b"hello", to="rv:1")
+    assert [(d.receiver, d.data) for d in net.pending()] == [("bob", b"hello"), ("mallory", b"hello")]
+    net.post("alice", "channel", b"to bob", to="bob")  # a party's name is its own address
+    net.unsubscribe("bob", "rv:1")
+    net.unsubscribe("mallory", "rv:1")
+    assert net.listeners("rv:1") == ()
+    net.post("alice", "channel", b"late", to="rv:1")
+    assert [d.data for d in net.queue("bob")] == [b"hello", b"to bob"]
+    assert [d.data for d in net.queue("mallory")] == [b"hello"]
+    assert net.log[-1][0] == "unrouted" and net.log[-1][1].data == b"late"
+
+
+def test_an_address_and_a_party_cannot_share_a_name() -> None:
+    net = InMemoryNetwork()
+    net.attach("bob")
+    with pytest.raises(UsageError, match="bob is a party"):
+        net.subscribe("alice", "bob")
+    net.subscribe("bob", "rv:1")
+    with pytest.raises(UsageError, match="rv:1 is an address"):
+        net.attach("rv:1")
+
+
+def test_a_party_listens_where_its_device_says_after_each_input() -> None:
+    """The driver keeps the transport in step with `Device.listening`."""
+    sim = Simulation(load_scenario(ROOT / "protocols" / "commit" / "scenarios" / "all_yes.toml"))
+    party = sim.parties["alice"]
+    device = party.device
+    assert party.listening == frozenset() and sim.network.listeners("rv:alice") == ()
+    device.listening = lambda: frozenset({"rv:alice"})  # type: ignore[method-assign]
+    party.event(party.machine.Event.Yes, "Yes")  # type: ignore[attr-defined]
+    assert sim.network.listeners("rv:alice") == ("alice",)
+    device.listening = lambda: frozenset()  # type: ignore[method-assign]
+    party.event(party.machine.Event.Yes, "Yes")  # type: ignore[attr-defined]
+    assert sim.network.listeners("rv:alice") == () and party.listening == frozenset()
 
 
 @settings(max_examples=50, deadline=None)

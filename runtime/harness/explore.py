@@ -53,6 +53,7 @@ from runtime.errors import UsageError
 from runtime.harness.simulation import EXPLORE, Scenario, Simulation
 from runtime.manifest import Invariant, Invariants
 from runtime.party import Party, TraceEntry
+from runtime.transport import Delivery
 
 __all__ = ["Choice", "Explorer", "Report", "Violation", "World", "load_invariants"]
 
@@ -65,7 +66,7 @@ class Choice:
     index: int = 0  # position in the receiver's queue, for deliveries
 
     def __str__(self) -> str:
-        if self.kind in ("deliver", "lose", "dup"):
+        if self.kind in ("deliver", "lose", "dup", "replay"):
             return f"{self.kind} {self.detail} to {self.party}"
         if self.kind == "hold":
             return f"hold {self.detail} to {self.party} for a message behind it"
@@ -95,6 +96,13 @@ class World:
     # Whether this step sent anything, or tried to and was held back by a rate limit
     # (whether a rate limit holds depends on the clock, which timeouts move).
     sent: bool = False
+    # With the replay fault: every message posted so far, once per label (what it is:
+    # sender, message, what sealing attached), as first posted, with whom it was posted
+    # for; which of them each party received; and what the last step's replay did to its
+    # receiver (see Explorer._replay).
+    heard: dict[Any, tuple[Delivery, frozenset[str]]] = field(default_factory=dict)
+    delivered: frozenset[tuple[str, Any]] = frozenset()
+    replayed: str | None = None
     # The devices' state records as the world's snapshot took them, with their compared
     # keys (party -> (record, key)): the world's copies restore their devices from them
     # instead of taking them again, and a copy's snapshot reuses those of the parties its
@@ -133,11 +141,14 @@ _WORLD_COPY: dict[str, Copier] = {
     # A copy is changed before its snapshot is taken (Explorer.apply sets what it carries).
     "records": lambda records, memo: None, "carried": lambda carried, memo: None,
     "budget": values, "accepted": values, "dup_used": share, "held": share, "faults": share, "timeouts_fired": share,
-    "disturbed": share, "sent": share,
+    "disturbed": share, "sent": share, "heard": values, "delivered": share, "replayed": share,
     "ignored": values,
 }
 
 _HEAD = frozenset({"deliver", "lose", "dup", "hold"})  # choices about a queue's head
+# The faults an exploration may inject: a message in flight lost, duplicated, reordered;
+# a message posted earlier delivered again, to any party (an attacker's replay).
+FAULTS = ("loss", "dup", "reorder", "replay")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +176,14 @@ class Report:
     @property
     def states_per_second(self) -> float:
         return self.states / self.seconds if self.seconds else 0.0
+
+
+def replays_change_nothing(world: World) -> str | None:
+    """A message delivered again changes nothing of its receiver (Explorer._replay)."""
+    return world.replayed
+
+
+_new_delivery = tuple.__new__  # a Delivery without its NamedTuple's Python-level __new__
 
 
 def _name(d: Any) -> str:
@@ -257,7 +276,7 @@ class Explorer:
                  max_faults: int | None = None, user_events: int = 1, timeouts: int = 0,
                  signals: tuple[str, ...] = (), invariants: str | Invariants | None = None, reduce: bool = True,
                  search: str = "bfs") -> None:
-        unknown = set(faults) - {"loss", "dup", "reorder"}
+        unknown = set(faults) - set(FAULTS)
         if unknown:
             raise UsageError(f"unknown faults: {', '.join(sorted(unknown))}")
         self.scenario = scenario
@@ -274,6 +293,8 @@ class Explorer:
             chosen if isinstance(chosen, Invariants) else load_invariants(chosen))
         self.invariants = checks
         self.safety: list[Invariant] = list(checks.safety)
+        if "replay" in faults and checks.replays_change_nothing:
+            self.safety.append(replays_change_nothing)
         self.quiescent: list[Invariant] = list(checks.quiescent)
         self.terminal: list[Invariant] = list(checks.terminal)
         # What the safety invariants read of one party; declaring it allows the reduction.
@@ -328,6 +349,7 @@ class Explorer:
             else:
                 break  # deliveries, events and time are the explorer's choices
         sim.trace.clear()  # the chart of a counterexample starts where the exploration does
+        heard = self._heard({}, sim.network.log)
         sim.network.log.clear()
         sim.network.track_order = False  # the explorer picks every delivery itself
         budget = {}
@@ -335,7 +357,17 @@ class Explorer:
             budget[(name, "user")] = self.user_events
             budget[(name, "timeout")] = self.timeouts
             budget[(name, "signal")] = len(self.signals)
-        return World(sim, budget, {name: frozenset() for name in sim.parties})
+        return World(sim, budget, {name: frozenset() for name in sim.parties}, heard=heard)
+
+    def _heard(self, heard: dict[Any, tuple[Delivery, frozenset[str]]],
+               log: list[tuple[str, Delivery]]) -> dict[Any, tuple[Delivery, frozenset[str]]]:
+        """`heard` with the messages `log` shows posted (with the replay fault only)."""
+        if "replay" in self.faults:
+            for kind, d in log:
+                if kind == "post":
+                    first, receivers = heard.get(d.label, (d, frozenset()))
+                    heard[d.label] = first, receivers | {d.receiver}
+        return heard
 
     # --- canonical snapshot
 
@@ -365,7 +397,15 @@ class Explorer:
         world.records, world.carried = records, None
         return (tuple(parties), queues, self._intern(tuple(sorted(world.budget.items()))),
                 self._intern(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),
-                world.dup_used, world.held)
+                world.dup_used, world.held, self._replays(world))
+
+    def _replays(self, world: World) -> Any:
+        """What the replay fault may still do: which messages were heard, for whom, and
+        which each party received (None without it, or with its budget spent)."""
+        if "replay" not in self.faults or (self.max_faults is not None and world.faults >= self.max_faults):
+            return None
+        heard = self._intern(frozenset((label, receivers) for label, (_, receivers) in world.heard.items()))
+        return heard, world.delivered
 
     def _intern(self, part: Any) -> Any:
         """One object for equal parts of snapshots. Most steps change one party and one
@@ -422,6 +462,13 @@ class Explorer:
             elif reorder:
                 for i in range(1, len(queue)):
                     yield Choice("deliver", receiver, _name(queue[i]), i)
+        if "replay" in self.faults and faulty and world.heard:
+            # A message again to a party that received it, or to one it was not for
+            # (one still on its way to a party, or lost, is not the attacker's to give).
+            for name in sorted(world.parties):
+                for i, (label, (d, receivers)) in enumerate(world.heard.items()):
+                    if name not in receivers or (name, label) in world.delivered:
+                        yield Choice("replay", name, _name(d), i)
         for name, p in sorted(world.parties.items()):
             if p.machine.stopped:
                 continue
@@ -440,7 +487,7 @@ class Explorer:
     def apply(self, world: World, choice: Choice, keep_trace: bool = False) -> World:
         """The world after `choice`; `world` itself is left as it was."""
         new = copy.deepcopy(world)
-        new.ignored, new.sent = [], False
+        new.ignored, new.sent, new.replayed = [], False, None
         if world.records is not None:
             # A step changes the state of the one party it names, if any (a delivery the
             # receiver's, an event or a timeout its party's; a loss or a hold none): the
@@ -455,6 +502,7 @@ class Explorer:
                 new.ignored.append((e.party, e.state or "", e.event or ""))
             elif e.kind == "send" or (e.kind == "drop" and e.code == "ratelimit"):
                 new.sent = True
+        self._heard(new.heard, new.sim.network.log)
         if not keep_trace:
             del trace[:]  # a path's trace is rebuilt by replaying it
             del new.sim.network.log[:]
@@ -463,8 +511,8 @@ class Explorer:
     def _step(self, world: World, choice: Choice) -> None:
         sim, net = world.sim, world.sim.network
         held = choice.party in world.held
-        fault = choice.kind in ("lose", "dup", "hold") or (choice.kind == "deliver" and choice.index > 0
-                                                              and not held)  # held: counted when held
+        fault = choice.kind in ("lose", "dup", "hold", "replay") or (
+            choice.kind == "deliver" and choice.index > 0 and not held)  # held: counted when held
         world.faults += fault
         if fault or choice.kind == "timeout" or (choice.kind == "event" and choice.detail not in self.consents):
             world.disturbed = True
@@ -476,6 +524,9 @@ class Explorer:
             return
         if held:  # a message overtakes the held one: the receiver reads in order again
             world.held = world.held - {choice.party}
+        if choice.kind == "replay":
+            self._replay(world, choice)
+            return
         if choice.kind in ("deliver", "lose", "dup"):
             d = net.queue(choice.party)[choice.index]
             if choice.kind == "lose":
@@ -487,6 +538,8 @@ class Explorer:
                 net.deliver(d)
             else:
                 world.dup_used = world.dup_used | {(choice.party, d.seq)}
+            if "replay" in self.faults:
+                world.delivered = world.delivered | {(choice.party, d.label)}
             sim.parties[choice.party].deliver(d)
         elif choice.kind == "event":
             party = sim.parties[choice.party]
@@ -505,6 +558,26 @@ class Explorer:
             assert party.deadline is not None
             sim.now = max(sim.now, party.deadline)
             party.tick()
+
+    def _replay(self, world: World, choice: Choice) -> None:
+        """An attacker delivers a message it saw earlier to `choice.party`: the same bytes,
+        as a third copy, again to a party that received it or to one it was not for. What
+        a message received again changed of its receiver (machine state, the record's
+        compared fields) is noted in `world.replayed`, for the invariant that replays
+        change nothing (Invariants.replays_change_nothing); a message that reaches a
+        party it was not for is the protocol's invariants' to judge."""
+        label, (d, receivers) = list(world.heard.items())[choice.index]
+        again = choice.party in receivers
+        party = world.sim.parties[choice.party]
+        world.sim.trace.append(TraceEntry(world.sim.now, choice.party, "fault", f"{choice.detail} replayed",
+                                          peer=d.sender, message=choice.detail, code="replay"))
+        before = party.machine.state_id, _compared(party.device.snapshot())
+        party.deliver(_new_delivery(Delivery, (d.seq, d.transport, d.sender, choice.party, d.data, 0.0, 2,
+                                               d.label)))
+        after = party.machine.state_id, _compared(party.device.snapshot())
+        if again and after != before:
+            changed = "its state" if after[0] != before[0] else "its device's state"
+            world.replayed = f"{choice.party}: a replayed {choice.detail} from {d.sender} changed {changed}"
 
     # --- search
 

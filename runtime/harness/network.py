@@ -73,6 +73,7 @@ class InMemoryNetwork:
     faults: FaultModel = field(default_factory=FaultModel)
     _members: dict[str, list[str]] = field(default_factory=dict)  # transport -> parties
     _queues: dict[str, list[Delivery]] = field(default_factory=dict)  # receiver -> in order
+    _addresses: dict[str, list[str]] = field(default_factory=dict)  # address -> listeners, in order
     _seq: int = 0
     now: float = 0.0
     log: list[tuple[str, Delivery]] = field(default_factory=list)  # ("post"|"lost"|..., d)
@@ -92,6 +93,8 @@ class InMemoryNetwork:
     # --- membership
 
     def attach(self, party: str, transports: tuple[str, ...] = ("channel",)) -> None:
+        if party in self._addresses:
+            raise UsageError(f"{party} is an address parties listen on, not a party's name")
         for t in transports:
             members = self._members.setdefault(t, [])
             if party not in members:
@@ -101,14 +104,41 @@ class InMemoryNetwork:
     def transports(self, party: str) -> tuple[str, ...]:
         return tuple(t for t, members in self._members.items() if party in members)
 
+    def subscribe(self, party: str, address: str) -> None:
+        if address in self._queues:
+            raise UsageError(f"{address} is a party, not an address to listen on")
+        listeners = self._addresses.setdefault(address, [])
+        if party not in listeners:
+            listeners.append(party)
+
+    def unsubscribe(self, party: str, address: str) -> None:
+        listeners = self._addresses.get(address, [])
+        if party in listeners:
+            listeners.remove(party)
+        if not listeners:
+            self._addresses.pop(address, None)
+
+    def listeners(self, address: str) -> tuple[str, ...]:
+        """Who receives what is posted to `address` now, in the order they listened."""
+        return tuple(self._addresses.get(address, ()))
+
     # --- sending
 
     def post(self, sender: str, transport: str, data: bytes, to: str | None = None, label: Any = None) -> int:
-        """Put a message on a transport: for `to`, or for every member, the sender included."""
+        """Put a message on a transport: for every member, the sender included; for the
+        party `to`; or for whoever listens on the address `to` now (posted to an address
+        nobody listens on, a message reaches nobody: the log says so)."""
         if sender not in self._members.get(transport, ()):
             raise UsageError(f"{sender} is not attached to transport {transport}")
         self._seq += 1
-        receivers = [to] if to is not None else list(self._members[transport])
+        if to is None:
+            receivers = list(self._members[transport])
+        elif to in self._queues:
+            receivers = [to]
+        else:
+            receivers = list(self._addresses.get(to, ()))
+            if not receivers:
+                self.log.append(("unrouted", _new(Delivery, (self._seq, transport, sender, to, data, 0.0, 0, label))))
         # tuple.__new__: a NamedTuple's own __new__ is Python code, and this runs per receiver.
         posted = [_new(Delivery, (self._seq, transport, sender, receiver, data, 0.0, 0, label))
                   for receiver in receivers]
@@ -218,5 +248,5 @@ def _lists(value: dict[str, list[Any]], memo: dict[int, Any]) -> dict[str, list[
 # How the network's fields are copied (runtime.copying); the others are deep-copied.
 _NETWORK_COPY: dict[str, Copier] = {
     "seed": share, "faults": share, "_seq": share, "now": share, "track_order": share, "_order": values,
-    "_members": _lists, "_queues": _lists, "log": values,  # log: (str, Delivery) tuples
+    "_members": _lists, "_queues": _lists, "_addresses": _lists, "log": values,  # log: (str, Delivery) tuples
 }
