@@ -13,6 +13,7 @@ not tell states apart) and copies worlds with it; a persistent store writes it.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 __all__ = ["RECORDS", "Device", "DeviceBase"]
@@ -27,6 +28,10 @@ class Device(Protocol):
     """What the driver (runtime.party) calls on a protocol's device."""
 
     machine: Any
+    # The party's clock (seconds), set by the driver: simulated time in the harness. For
+    # what the protocol computes from the time (Berty's rendezvous points); a device's
+    # timers are the machine's states' timeouts, which the driver runs.
+    clock: Callable[[], float]
 
     def capture(self, message: Any) -> Any:
         """What sealing `message` needs of the moment it is sent (keys to sign with and
@@ -86,14 +91,18 @@ class DeviceBase(Generic[S]):
     the explorer's) shares the device's configuration (name, identity, directories: set
     once, never changed), copies what `COPIED` names through the memo (the machine, so
     that the copy of a device and of its machine point at each other; the random
-    source), and takes its state from `snapshot` through `restore`, so that nothing
+    source, the clock), and takes its state from `snapshot` through `restore`, so that nothing
     mutable is shared and no per-class copy table is needed."""
 
-    COPIED: ClassVar[tuple[str, ...]] = ("machine", "rng")
+    COPIED: ClassVar[tuple[str, ...]] = ("machine", "rng", "clock")
     NOWHERE: ClassVar[frozenset[str]] = frozenset()
 
     def listening(self) -> frozenset[str]:
         return self.NOWHERE  # most protocols address parties by name only
+
+    @staticmethod
+    def clock() -> float:
+        return 0.0  # until a driver sets the party's
 
     def snapshot(self) -> S:
         raise NotImplementedError

@@ -39,13 +39,17 @@ class Invariants:
     invariants read of a party; declaring it allows the partial-order reduction.
     `replays_change_nothing`: explored with the replay fault, a message delivered again
     must leave its receiver as it was (its machine's state and its device's record): the
-    explorer then checks that after every replay, as the safety invariant of that name."""
+    explorer then checks that after every replay, as the safety invariant of that name,
+    except for the messages named in `replayable`: those nothing can authenticate by the
+    protocol's design (a handshake's first message), whose replays the other invariants
+    judge."""
 
     safety: tuple[Invariant, ...] = ()
     quiescent: tuple[Invariant, ...] = ()
     terminal: tuple[Invariant, ...] = ()
     observed: Callable[[Party], Hashable] | None = None
     replays_change_nothing: bool = False
+    replayable: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:

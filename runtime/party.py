@@ -75,6 +75,7 @@ class Party:
     def __post_init__(self) -> None:
         self.network.attach(self.name, self.transports)
         self.machine.capture = self.device.capture
+        self.device.clock = self.clock
         if self.active_transport is None:
             self.active_transport = self.transports[0]
 

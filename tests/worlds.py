@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import enum
 import random
 import types
@@ -29,7 +30,7 @@ def mid_run(explorer: Explorer, steps: int) -> World:
     return world
 
 
-_ATOMS = (type(None), bool, int, float, str, bytes)
+_ATOMS = (type(None), bool, int, float, str, bytes, datetime.datetime, datetime.timedelta)
 _VALUES = (*_ATOMS, type, types.FunctionType, types.BuiltinFunctionType, enum.Enum)  # compared by value
 # Read-only by design: a world's copies share them (their __deepcopy__ returns self), as
 # they share every frozen record that says so (`shared`).

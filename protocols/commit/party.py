@@ -12,11 +12,11 @@ step happens; this module keeps what the steps need:
 - the user's answers (`answers`), recorded when the user gives them (parties.before_event),
   apart from what the fsm then does with them: the invariants compare the two.
 
-The protocol needs no cryptography. The envelope only names its sender (one length
-octet, the sender's name, the encoded message), so that the coordinator knows who voted
-and whom to answer; bytes that do not open are an EnvelopeError (a RemoteError: the
-driver drops them). `admit` refuses a party's own broadcasts, decisions from anyone but
-the transaction's coordinator, and votes from anyone it did not invite.
+The protocol needs no cryptography. The envelope only names its sender
+(runtime.framing), so that the coordinator knows who voted and whom to answer; bytes
+that do not open are an EnvelopeError (a RemoteError: the driver drops them). `admit`
+refuses a party's own broadcasts, decisions from anyone but the transaction's
+coordinator, and votes from anyone it did not invite.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runtime.device import DeviceBase
-from runtime.errors import EnvelopeError
+from runtime.framing import open_named, seal_named
 from runtime.seeded import SeededRandom
 
 if TYPE_CHECKING:
@@ -124,20 +124,10 @@ class CommitParty(DeviceBase[PartyState]):
         return captured
 
     def seal(self, message: Any, data: bytes, captured: str) -> bytes:
-        sender = captured.encode("utf-8")
-        return bytes([len(sender)]) + sender + data
+        return seal_named(captured, data)
 
     def open(self, data: bytes) -> tuple[bytes, str]:
-        if not data:
-            raise EnvelopeError("empty envelope")
-        n = data[0]
-        if n == 0 or len(data) <= 1 + n:
-            raise EnvelopeError("envelope truncated")
-        try:
-            sender = data[1:1 + n].decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise EnvelopeError(f"sender is not UTF-8: {e}") from e
-        return data[1 + n:], sender
+        return open_named(data)
 
     def admit(self, message: Any, sender: str) -> str | None:
         if sender == self.name:

@@ -575,7 +575,7 @@ class Explorer:
         party.deliver(_new_delivery(Delivery, (d.seq, d.transport, d.sender, choice.party, d.data, 0.0, 2,
                                                d.label)))
         after = party.machine.state_id, _compared(party.device.snapshot())
-        if again and after != before:
+        if again and after != before and choice.detail not in self.invariants.replayable:
             changed = "its state" if after[0] != before[0] else "its device's state"
             world.replayed = f"{choice.party}: a replayed {choice.detail} from {d.sender} changed {changed}"
 
