@@ -42,6 +42,7 @@ bench: setup
 	$(PY) bench/bench_dispatch.py
 	$(PY) bench/bench_explore.py
 	$(PY) bench/bench_gka.py
+	$(PY) bench/bench_handshakes.py
 
 # generated/ first, from the DSL files as they are: mypy checks each protocol's device
 # against the `...Bindings` interface its fsm generates, so an action renamed in a DSL

@@ -32,12 +32,17 @@ def main() -> int:
          "protocols/keysync/scenarios/form_group.toml", "--msc", "out/keysync_form_group.svg")
     step("simulate: five mpENC members establish a session, include, exclude, refresh (design 5.2)",
          "simulate", "protocols/mpenc/scenarios/sequence5.toml", "--msc", "out/gka_sequence5.svg")
+    step("simulate: Alice requests Bob's contact over his rendezvous point, the five steps of Berty's handshake",
+         "simulate", "protocols/berty/scenarios/contact_accepted.toml", "--msc", "out/berty_contact_accepted.svg")
     step("explore: every interleaving and user answer of forming a group, against KeySync's invariants",
          "explore", "protocols/keysync/scenarios/form_group.toml")
+    step("explore: a stranger listens on Bob's rendezvous point and replays what it hears; Berty's invariants",
+         "explore", "protocols/berty/scenarios/impostor_answers.toml")
     print("\nDiagrams:")
     for svg in sorted((ROOT / "diagrams").glob("*/*.svg")):
         print(f"  {svg.relative_to(ROOT)}")
-    print("Sequence charts of the simulations:\n  out/keysync_form_group.svg\n  out/gka_sequence5.svg")
+    print("Sequence charts of the simulations:\n  out/keysync_form_group.svg\n  out/gka_sequence5.svg\n"
+          "  out/berty_contact_accepted.svg")
     return 0
 
 

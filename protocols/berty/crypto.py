@@ -479,6 +479,17 @@ def _precompute(public: bytes, private: bytes, step: Step, what: str) -> bytes:
         raise HandshakeError(step, f"{what}: low-order public key, no shared secret") from exc
 
 
+def check_ephemeral_public(public: bytes, step: Step) -> None:
+    """Refuse an ephemeral public key no shared secret can come from (a wrong length, a
+    low-order point), as `_precompute` would later: for a receiver to refuse the message
+    before it acts on it. Any clamped scalar sends a low-order point to zero (clamping
+    makes it a multiple of the cofactor), so a fixed one tells."""
+    _precompute(public, _PROBE, step, "the ephemeral key")
+
+
+_PROBE = bytes([9]) * KEY_SIZE
+
+
 def _account_public_to_x25519(public: bytes, step: Step, whose: str) -> bytes:
     try:
         return ed25519_public_to_x25519(public)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["REQUESTER", "RESPONDER", "BertyDevice", "Contact", "ContactState", "Handshake", "point_address"]
 
 REQUESTER, RESPONDER = "requester", "responder"
+_HELLOS = {"RequesterHello": crypto.Step.REQUESTER_HELLO, "ResponderHello": crypto.Step.RESPONDER_HELLO}
 
 # Simulated time 0 is this instant: rendezvous points are computed for a date.
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -177,7 +178,14 @@ class BertyDevice(DeviceBase[ContactState]):
         return open_named(data)
 
     def admit(self, message: Any, sender: str) -> str | None:
-        return "own message" if sender == self.name else None
+        if sender == self.name:
+            return "own message"
+        if message.NAME in _HELLOS:
+            try:
+                crypto.check_ephemeral_public(bytes(message.ephemeral), _HELLOS[message.NAME])
+            except HandshakeError as e:
+                return str(e)
+        return None
 
     def receiving(self, message: Any, sender: str | None) -> None:
         self.message, self.sender_name = message, sender
