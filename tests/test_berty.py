@@ -62,7 +62,7 @@ def inject(sim: Simulation, to: str, data: bytes, sender: str = "mallory") -> li
 
 def message(party: Party, name: str, **fields: Any) -> bytes:
     """`name` encoded and sealed as `party`'s peer would send it, fields as given."""
-    cls = next(c for c in party.machine.MESSAGES.values() if c.NAME == name)
+    cls = next(c for c in party.machine.MESSAGES.values() if name == c.NAME)
     data = party.codec.encode(cls(**fields))
     return party.device.seal(cls, data, party.device.capture(cls))  # type: ignore[attr-defined]
 
