@@ -281,6 +281,7 @@ class Explorer:
             raise UsageError(f"unknown faults: {', '.join(sorted(unknown))}")
         self.scenario = scenario
         self.faults = faults
+        self.replaying = "replay" in faults
         if search not in ("bfs", "dfs"):
             raise UsageError(f"unknown search order {search!r}: bfs or dfs")
         self.search = search
@@ -362,7 +363,7 @@ class Explorer:
     def _heard(self, heard: dict[Any, tuple[Delivery, frozenset[str]]],
                log: list[tuple[str, Delivery]]) -> dict[Any, tuple[Delivery, frozenset[str]]]:
         """`heard` with the messages `log` shows posted (with the replay fault only)."""
-        if "replay" in self.faults:
+        if self.replaying:
             for kind, d in log:
                 if kind == "post":
                     first, receivers = heard.get(d.label, (d, frozenset()))
@@ -397,12 +398,12 @@ class Explorer:
         world.records, world.carried = records, None
         return (tuple(parties), queues, self._intern(tuple(sorted(world.budget.items()))),
                 self._intern(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),
-                world.dup_used, world.held, self._replays(world))
+                world.dup_used, world.held, self._replays(world) if self.replaying else None)
 
     def _replays(self, world: World) -> Any:
         """What the replay fault may still do: which messages were heard, for whom, and
         which each party received (None without it, or with its budget spent)."""
-        if "replay" not in self.faults or (self.max_faults is not None and world.faults >= self.max_faults):
+        if self.max_faults is not None and world.faults >= self.max_faults:
             return None
         heard = self._intern(frozenset((label, receivers) for label, (_, receivers) in world.heard.items()))
         return heard, world.delivered
@@ -462,7 +463,7 @@ class Explorer:
             elif reorder:
                 for i in range(1, len(queue)):
                     yield Choice("deliver", receiver, _name(queue[i]), i)
-        if "replay" in self.faults and faulty and world.heard:
+        if self.replaying and faulty and world.heard:
             # A message again to a party that received it, or to one it was not for
             # (one still on its way to a party, or lost, is not the attacker's to give).
             for name in sorted(world.parties):
@@ -502,7 +503,8 @@ class Explorer:
                 new.ignored.append((e.party, e.state or "", e.event or ""))
             elif e.kind == "send" or (e.kind == "drop" and e.code == "ratelimit"):
                 new.sent = True
-        self._heard(new.heard, new.sim.network.log)
+        if self.replaying:
+            self._heard(new.heard, new.sim.network.log)
         if not keep_trace:
             del trace[:]  # a path's trace is rebuilt by replaying it
             del new.sim.network.log[:]
@@ -538,7 +540,7 @@ class Explorer:
                 net.deliver(d)
             else:
                 world.dup_used = world.dup_used | {(choice.party, d.seq)}
-            if "replay" in self.faults:
+            if self.replaying:
                 world.delivered = world.delivered | {(choice.party, d.label)}
             sim.parties[choice.party].deliver(d)
         elif choice.kind == "event":
