@@ -126,6 +126,7 @@ def berty_handshake() -> None:
 ATTACKS = [
     (BERTY / "impostor_answers.toml", {"faults": "loss,dup,reorder,replay", "timeouts": 1}),
     (BERTY / "stranger_requests.toml", {"faults": "replay"}),
+    (BERTY / "man_in_the_middle.toml", {"faults": "replay", "max_faults": 2}),
     (BERTY / "contact_accepted.toml", {"faults": "loss,dup,reorder,replay", "timeouts": 1}),
 ]
 
@@ -137,7 +138,8 @@ def explorations() -> None:
         verdict = "complete" if report.complete else f"bounded by {', '.join(report.bounded_by)}"
         verdict += ": violated " + ", ".join(v.invariant for v in report.violations) if report.violations else \
             ", no invariant violated"
-        label = f"{settings['faults']}" + (f", timeouts {settings['timeouts']}" if "timeouts" in settings else "")
+        label = f"{settings['faults']}" + (f", timeouts {settings['timeouts']}" if "timeouts" in settings else "") \
+            + (f", {settings['max_faults']} per run" if "max_faults" in settings else "")
         print(f"{path.name:28} {label:30} {report.states:8} {report.transitions:8} {report.seconds:7.1f} "
               f"{report.states_per_second:8.0f}  {verdict}", flush=True)
 

@@ -245,6 +245,7 @@ def test_the_point_is_weshnets_for_the_account_and_seed() -> None:
 @pytest.mark.parametrize(("scenario", "settings"), [
     ("impostor_answers.toml", {"faults": "loss,dup,reorder,replay", "timeouts": 1}),
     ("stranger_requests.toml", {"faults": "replay"}),
+    ("man_in_the_middle.toml", {"faults": "replay"}),
     ("contact_accepted.toml", {"faults": "loss,dup,reorder,replay", "timeouts": 1}),
 ])
 def test_every_attack_is_explored_completely_and_breaks_nothing(scenario: str, settings: dict[str, Any]) -> None:
