@@ -1,25 +1,43 @@
-"""Berty's contact request handshake (the Berty protocol; berty/weshnet's internal/handshake).
+"""Berty's contact request handshake (the Berty protocol; berty/weshnet's internal/handshake),
+and its device linking (the Berty protocol's "Linking Devices": our construction).
 
 | file | what |
 | --- | --- |
 | berty.fsm | the fsm ContactRequest, both roles (Requester: Idle to RequestSent; Responder: Listening to Requested) |
-| BertyTypes.asn1 | the types the messages use: PublicKey, Box |
+| berty.fsm | the fsm DeviceLinking, both roles (the account's device: Invited to Closed; the new one: to Linked) |
+| BertyTypes.asn1 | the types: PublicKey, Box; DeviceId, InvitationToken, ChallengeKind, Signature, SealedAccount |
 | crypto.py | rendezvous points, the handshake's boxes, contact groups, linking challenges (as weshnet computes them) |
-| device.py | the conditions and actions the fsm names, the device's state record |
-| parties.py | scenario parties (who responds, who knows whom, attackers) and the protocol's expectations |
+| device.py | the conditions and actions ContactRequest names, the device's state record |
+| linking.py | device linking: the account's secrets, how they are sealed, the bindings of DeviceLinking |
+| parties.py | scenario parties (who responds, who knows whom, who links to whom, attackers), the expectations |
 | invariants.py | authentication, secrecy, agreement, blocked accounts stay out; replays change nothing |
+| invariants.py | linking: secrets only after the user's challenge, to the device that passed it, never to attackers |
 | scenarios/ | a request accepted, discarded, blocked; a renewed seed; attackers |
+| scenarios/link_* | linking: each challenge passed and failed; attackers with the invitation |
 | README.md | notes: the protocol, how it maps to weshnet, the choices made, what exploring shows |
 """
 
+from collections.abc import Hashable
 from pathlib import Path
+from typing import Any
 
 from protocols.berty.device import BertyDevice
 from protocols.berty.invariants import INVARIANTS
+from protocols.berty.linking import LinkingDevice
 from protocols.berty.parties import EXPECTATIONS, check, make_devices
 from runtime.manifest import Manifest
 
-__all__ = ["PROTOCOL", "BertyDevice"]
+__all__ = ["PROTOCOL", "BertyDevice", "LinkingDevice", "negotiation"]
+
+
+def negotiation(device: Any) -> Hashable:
+    """What a user's consent answers to: in device linking, the challenge and the device ID
+    it is for (on A, the requesting device's; on B, its own); nothing in the contact request."""
+    if isinstance(device, LinkingDevice):
+        shown = device.candidate_id if device.own_account is not None else device.requested_id
+        return device.challenge, shown
+    return None
+
 
 PROTOCOL = Manifest(
     name="berty",
@@ -30,8 +48,15 @@ PROTOCOL = Manifest(
     check=check,
     expectations=EXPECTATIONS,
     invariants=INVARIANTS,
-    # The Requester's user asks for the contact; the Responder's user answers it. The
-    # explorer offers each where the party's state handles it, within the user budget.
-    user_events=("SendContactRequest", "AcceptContact", "DiscardContact", "BlockContact"),
-    consents=("SendContactRequest", "AcceptContact"),
+    # The Requester's user asks for the contact; the Responder's user answers it. In device
+    # linking, the user scans B's QR code with A, types A's PIN on B, or compares the
+    # fingerprints on A. The explorer offers each where the party's state handles it,
+    # within the user budget.
+    user_events=("SendContactRequest", "AcceptContact", "DiscardContact", "BlockContact",
+                 "ScanQRCode", "EnterPin", "ConfirmFingerprint", "RejectFingerprint"),
+    # Doing the challenge consents to it (what is scanned or typed is the scenario's: a
+    # wrong one fails the challenge, which the invariants judge); a rejected fingerprint,
+    # like a discarded request, disturbs the run.
+    consents=("SendContactRequest", "AcceptContact", "ScanQRCode", "EnterPin", "ConfirmFingerprint"),
+    negotiation=negotiation,
 )

@@ -21,13 +21,40 @@ RequesterHello (`replayable`): step 1 carries nothing a Responder could check, s
 replayed Hello starts a handshake, which cannot complete (step 3 needs the ephemeral
 private key the replay lacks) and times out; the safety invariants judge that it never
 completes (protocols/berty/README.md, finding 1).
+
+Device linking (the fsm DeviceLinking; protocols/berty/linking.py). Each invariant reads
+only the parties of its own fsm, so it holds trivially in a world of the other's.
+
+- `secrets_only_after_challenge` (safety): an honest device of the account seals the
+  account's secrets only to a device ID that passed the challenge of the one request its
+  invitation took (a request taken spends the invitation).
+- `challenges_are_the_users` (safety): a challenge passes exactly when the user did it
+  right: a QR code passes for the device whose code the user scanned and fails for any
+  other; a PIN passes when the device with the requested ID signed the PIN A displays
+  (its user typed it) and fails otherwise; a fingerprint passes only on the user's
+  confirmation.
+- `held_only_if_handed` (safety): a new device holds an account's secrets only if a
+  device of that account sealed them to its own device ID, and holds them intact.
+- `attackers_stay_out` (safety): an attacker holds no account's secrets, unless the
+  account's user confirmed the attacker's fingerprint (the challenge the document warns
+  about: "the user can confirm the equality without carefully reading").
+- `linking_ends` (terminal): on an undisturbed run (no fault, no timeout, no rejection),
+  once nothing more can happen and no dialog is left open, every challenge A started is
+  decided (A is Closed), and an honest device that passed it with its own device ID
+  holds the account's secrets.
+
+Linking messages replayed change nothing (`replays_change_nothing`, no exemption): the
+invitation's token is spent by the request it takes, a challenge and a PIN are answered
+once, and a new device takes one box.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from protocols.berty import crypto
 from protocols.berty.device import REQUESTER, RESPONDER, BertyDevice
+from protocols.berty.linking import FINGERPRINT, PIN, QR_CODE, LinkingDevice
 from runtime.manifest import Invariants
 
 if TYPE_CHECKING:
@@ -41,18 +68,27 @@ def device(world: World, name: str) -> BertyDevice:
 
 
 def observed(p: Any) -> tuple[Any, ...]:
-    """What the safety invariants read of a party: its outcomes and its handshake's a.b."""
+    """What the safety invariants read of a party: its outcomes and its handshake's a.b
+    (contact request); the challenges passed and failed, the secrets sealed and held
+    (device linking)."""
     d = p.device
+    if isinstance(d, LinkingDevice):
+        return d.verified, d.refused, d.handed, d.account
     ab = d.handshake.ab if d.handshake is not None else None
     return d.sent, d.requests, d.contacts, d.blocked, d.sessions, ab
 
 
+def _contacts(world: World) -> dict[str, BertyDevice]:
+    """The parties that run the contact request."""
+    return {n: p.device for n, p in world.parties.items() if isinstance(p.device, BertyDevice)}
+
+
 def _honest(world: World) -> dict[str, BertyDevice]:
-    return {n: device(world, n) for n in world.parties if not device(world, n).attacker}
+    return {n: d for n, d in _contacts(world).items() if not d.attacker}
 
 
 def _owner(world: World) -> dict[bytes, str]:
-    return {device(world, n).account.public: n for n in world.parties}
+    return {d.account.public: n for n, d in _contacts(world).items()}
 
 
 def authentication(world: World) -> str | None:
@@ -73,8 +109,7 @@ def secrecy(world: World) -> str | None:
     owner = _owner(world)
     shared = {ab: f"{owner.get(account, '?')} and {name}" for name, d in honest.items()
               for role, account, ab in d.sessions if role == RESPONDER and owner.get(account) in honest}
-    for name in world.parties:
-        d = device(world, name)
+    for name, d in _contacts(world).items():
         if not d.attacker:
             continue
         held = {ab for _, _, ab in d.sessions} | ({d.handshake.ab} if d.handshake and d.handshake.ab else set())
@@ -111,5 +146,109 @@ def blocked_stay_out(world: World) -> str | None:
     return None
 
 
-INVARIANTS = Invariants(safety=(authentication, secrecy, blocked_stay_out), quiescent=(agreement,),
+# --- device linking
+
+
+def _linking(world: World) -> dict[str, LinkingDevice]:
+    """The parties that run device linking."""
+    return {n: p.device for n, p in world.parties.items() if isinstance(p.device, LinkingDevice)}
+
+
+def _inviters(world: World) -> dict[str, LinkingDevice]:
+    """The honest devices of an account (an inviter is never an attacker: parties.py)."""
+    return {n: d for n, d in _linking(world).items() if d.own_account is not None and not d.attacker}
+
+
+def _who(devices: dict[str, LinkingDevice], device_id: bytes) -> str:
+    return next((n for n, d in devices.items() if d.device_id == device_id), device_id.hex()[:8])
+
+
+def secrets_only_after_challenge(world: World) -> str | None:
+    devices = _linking(world)
+    for name, a in _inviters(world).items():
+        passed = {k for _, k in a.verified}
+        for k in a.handed:
+            if k not in passed:
+                return f"{name} sealed the account's secrets to {_who(devices, k)}, which passed no challenge"
+        if len(a.verified) + len(a.refused) > 1 or len(a.handed) > 1:
+            return f"{name} ran more than one challenge on its one invitation"
+        if a.candidate_id is not None and a.invitation_open:
+            return f"{name} took a request and its invitation is still open"
+    return None
+
+
+def _pin_typed(devices: dict[str, LinkingDevice], a: LinkingDevice, device_id: bytes) -> bool:
+    """Whether the device that asked with `device_id` (A's candidate) holds that ID's key
+    and its user typed the PIN A displays."""
+    d = devices.get(a.candidate_peer or "")
+    return d is not None and d.device_id == device_id and d.typed_pin == a.pin
+
+
+def challenges_are_the_users(world: World) -> str | None:
+    devices = _linking(world)
+    for name, a in _inviters(world).items():
+        for passed, entries in ((True, a.verified), (False, a.refused)):
+            for kind, k in entries:
+                if kind == QR_CODE:
+                    right = a.scanned == crypto.linking_qr_payload(k)
+                elif kind == PIN:
+                    right = _pin_typed(devices, a, k)
+                else:
+                    assert kind == FINGERPRINT
+                    continue  # the user's word either way
+                if passed != right:
+                    what = "passed" if passed else "failed"
+                    return f"{name}'s {kind} challenge {what} for {_who(devices, k)}, though the user did otherwise"
+    return None
+
+
+def held_only_if_handed(world: World) -> str | None:
+    devices = _linking(world)
+    inviters = _inviters(world)
+    for name, b in devices.items():
+        if b.own_account is not None or b.account is None:
+            continue
+        sources = [a for a in inviters.values() if a.own_account == b.account]
+        if not sources:
+            return f"{name} holds account secrets no device of an account holds"
+        if not any(b.device_id in a.handed for a in sources):
+            return f"{name} holds an account's secrets, which no device of the account sealed to its device ID"
+    return None
+
+
+def attackers_stay_out(world: World) -> str | None:
+    for name, m in _linking(world).items():
+        if not m.attacker or m.account is None:
+            continue
+        confirmed = [a for a in _inviters(world).values()
+                     if a.own_account == m.account and (FINGERPRINT, m.device_id) in a.verified]
+        if not confirmed:
+            return f"attacker {name} holds an account's secrets"
+    return None
+
+
+_DIALOGS = ("ScanQRCode", "EnterPin", "ConfirmFingerprint", "RejectFingerprint")
+
+
+def linking_ends(world: World) -> str | None:
+    if world.faults or world.timeouts_fired or world.disturbed:
+        return None
+    for p in world.parties.values():
+        events = p.machine.Event  # type: ignore[attr-defined]
+        if any(e in events.__members__ and p.machine.handles(events[e]) for e in _DIALOGS):
+            return None  # a user still to answer: not stuck
+    devices = _linking(world)
+    for name, a in _inviters(world).items():
+        if a.candidate_id is not None and world.parties[name].machine.state_name != "Closed":
+            return f"{name}'s challenge of {_who(devices, a.candidate_id)} is never decided"
+        for _, k in a.verified:
+            b = devices.get(a.candidate_peer or "")
+            if b is not None and not b.attacker and b.device_id == k and b.account != a.own_account:
+                return f"{a.candidate_peer} passed {name}'s challenge, and does not hold the account's secrets"
+    return None
+
+
+INVARIANTS = Invariants(safety=(authentication, secrecy, blocked_stay_out, secrets_only_after_challenge,
+                                challenges_are_the_users, held_only_if_handed, attackers_stay_out),
+                        quiescent=(agreement,), terminal=(linking_ends,),
                         observed=observed, replays_change_nothing=True, replayable=("RequesterHello",))

@@ -28,6 +28,40 @@ Expectations (`check`): `contacts = { bob = ["alice"] }` (whom each party added,
 party name), `sent = ...` is the generic key (messages sent); `requested = { alice =
 ["bob"] }` (whom each requester completed a handshake with), `blocked = { bob =
 ["alice"] }`, `pending = { bob = ["alice"] }` (requests awaiting the user).
+
+Device linking (the fsm DeviceLinking, protocols/berty/linking.py): a party runs it with
+`fsm = "DeviceLinking"` (a party with any of the keys below, or named by a `link_to`,
+is a linking party too, and must not run another fsm):
+
+    [[party]]
+    name = "a"                 # a device of the account: it displays an invitation
+    fsm = "DeviceLinking"
+    camera = true              # A can scan QR codes: the QR code challenge (else the PIN)
+    # fingerprint = true       # the user asked for the fingerprint challenge (scripted linking)
+    # scans = "b"              # whose QR code the user scans with A's camera (default: the
+                               # one honest device that links to A)
+
+    [[party]]
+    name = "b"                 # the new device
+    fsm = "DeviceLinking"
+    link_to = "a"              # its user scanned A's invitation
+    # types_pin_of = "a"       # the PIN its user types (default: the inviter's)
+    # types_wrong_pin = true   # or another
+
+    [[party]]
+    name = "mallory"
+    fsm = "DeviceLinking"
+    attacker = true
+    link_to = "a"              # intercepted A's invitation; its user types a wrong PIN
+    # requests_as = "b"        # and requests with b's device ID instead of its own
+
+Each device's Device ID key pair, and an inviter's account, invitation token and PIN, are
+drawn from the scenario's seed when the devices are made. Steps: `event = "ScanQRCode"`,
+`"ConfirmFingerprint"` or `"RejectFingerprint"` on the inviter, `"EnterPin"` on the new
+device. Expectations: `linked = { a = ["b"] }` (the devices whose ID the inviter sealed
+the account's secrets to), `refused = { a = ["mallory"] }` (whose challenge failed),
+`holds_account = ["b"]` (exactly the new devices that hold an account's secrets; the
+generic `same_keys = [["a", "b"]]` compares the secrets held).
 """
 
 from __future__ import annotations
@@ -36,25 +70,47 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from protocols.berty import crypto
 from protocols.berty.crypto import Ed25519KeyPair
 from protocols.berty.device import BertyDevice, Contact
+from protocols.berty.linking import PIN_DIGITS, Account, Invitation, LinkingDevice, draw_pin
 from runtime.errors import ScenarioError
 from runtime.seeded import SeededRandom
 
-__all__ = ["EXPECTATIONS", "check", "make_devices", "names_of"]
+__all__ = ["EXPECTATIONS", "LINKING", "check", "make_devices", "names_of"]
 
 KEYS = {"name", "fsm", "responds", "knows", "attacker", "listens_on", "blocks"}
+LINKING = "DeviceLinking"  # the fsm of device linking
+LINK_KEYS = {"name", "fsm", "attacker", "camera", "fingerprint", "scans", "link_to", "types_pin_of",
+             "types_wrong_pin", "requests_as"}
+_LINK_ONLY = LINK_KEYS - {"name", "fsm", "attacker"}
+_INVITER_KEYS = {"camera", "fingerprint", "scans"}
+_JOINER_KEYS = {"link_to", "types_pin_of", "types_wrong_pin", "requests_as"}
 
 
-def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str, BertyDevice]:
-    names = [spec["name"] for spec in parties]
+def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str, BertyDevice | LinkingDevice]:
+    linking = _linking_parties(parties)
+    devices: dict[str, BertyDevice | LinkingDevice] = {}
+    contact_specs: list[dict[str, Any]] = []
+    link_specs: list[dict[str, Any]] = []
+    own: dict[str, SeededRandom] = {}
+    for spec in parties:  # one random source per party, in the order of the tables
+        own[spec["name"]] = SeededRandom(rng.getrandbits(64))
+        (link_specs if spec["name"] in linking else contact_specs).append(spec)
+    devices.update(_contact_devices(contact_specs, [spec["name"] for spec in parties], own))
+    devices.update(_linking_devices(link_specs, linking, own))
+    return {spec["name"]: devices[spec["name"]] for spec in parties}
+
+
+def _contact_devices(parties: list[dict[str, Any]], names: list[str],
+                     own_rng: dict[str, SeededRandom]) -> dict[str, BertyDevice]:
     devices: dict[str, BertyDevice] = {}
     for spec in parties:
         unknown = sorted(set(spec) - KEYS)
         if unknown:
             raise ScenarioError(f"party {spec['name']}: unknown keys {', '.join(unknown)} "
                                 f"(Berty parties take {', '.join(sorted(KEYS))})")
-        own = SeededRandom(rng.getrandbits(64))
+        own = own_rng[spec["name"]]
         account = Ed25519KeyPair.from_seed(own.randbytes(32))
         responds = bool(spec.get("responds")) or "listens_on" in spec
         device = BertyDevice(spec["name"], account, responds=responds, attacker=bool(spec.get("attacker")),
@@ -67,6 +123,8 @@ def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str,
         for key in ("knows", "listens_on", *(("blocks",) if "blocks" in spec else ())):
             if key in spec and spec[key] not in names:
                 raise ScenarioError(f"party {spec['name']}: {key} = {spec[key]!r} is no party of the scenario")
+            if key in spec and spec[key] not in devices:
+                raise ScenarioError(f"party {spec['name']}: {key} = {spec[key]!r} runs device linking")
         if "knows" in spec:
             peer = devices[spec["knows"]]
             if not peer.responds:
@@ -82,13 +140,106 @@ def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str,
     return devices
 
 
+def _linking_parties(parties: list[dict[str, Any]]) -> set[str]:
+    """The parties that run device linking: `fsm = "DeviceLinking"`, a linking key, or
+    named by a `link_to`. A party that says it runs another fsm must have none of them."""
+    linking = {spec["name"] for spec in parties if spec.get("fsm") == LINKING or set(spec) & _LINK_ONLY}
+    linking |= {spec["link_to"] for spec in parties if isinstance(spec.get("link_to"), str)}
+    for spec in parties:
+        if spec["name"] in linking and spec.get("fsm", LINKING) != LINKING:
+            raise ScenarioError(f"party {spec['name']}: runs fsm {spec['fsm']}, but takes part in device linking "
+                                f"(fsm = \"{LINKING}\")")
+    return linking
+
+
+def _linking_devices(parties: list[dict[str, Any]], linking: set[str],
+                     own_rng: dict[str, SeededRandom]) -> dict[str, LinkingDevice]:
+    inviters = {spec["link_to"] for spec in parties if "link_to" in spec} | {
+        spec["name"] for spec in parties if set(spec) & _INVITER_KEYS}
+    devices: dict[str, LinkingDevice] = {}
+    for spec in parties:
+        name = spec["name"]
+        unknown = sorted(set(spec) - LINK_KEYS)
+        if unknown:
+            raise ScenarioError(f"party {name}: unknown keys {', '.join(unknown)} "
+                                f"(device linking parties take {', '.join(sorted(LINK_KEYS))})")
+        for key in ("camera", "fingerprint", "types_wrong_pin", "attacker"):
+            if not isinstance(spec.get(key, False), bool):
+                raise ScenarioError(f"party {name}: {key} must be true or false")
+        for key in ("scans", "link_to", "types_pin_of", "requests_as"):
+            if key in spec and spec[key] not in linking:
+                raise ScenarioError(f"party {name}: {key} = {spec[key]!r} is no device linking party")
+            if key in spec and spec[key] == name:
+                raise ScenarioError(f"party {name}: {key} names the party itself")
+        own = own_rng[name]
+        device = LinkingDevice(name, Ed25519KeyPair.from_seed(own.randbytes(crypto.KEY_SIZE)),
+                               attacker=bool(spec.get("attacker")), rng=own)
+        if name in inviters:
+            if set(spec) & _JOINER_KEYS:
+                raise ScenarioError(f"party {name}: a device of the account, it links to no other "
+                                    f"({', '.join(sorted(set(spec) & _JOINER_KEYS))})")
+            if device.attacker:
+                raise ScenarioError(f"party {name}: an inviter is a device of the account, not an attacker")
+            device.own_account = Account.generate(own)
+            device.token = own.randbytes(16)
+            device.pin = draw_pin(own)
+            device.camera, device.fingerprint = bool(spec.get("camera")), bool(spec.get("fingerprint"))
+        elif "link_to" not in spec:
+            raise ScenarioError(f"party {name}: links to no device (link_to) and is linked to by none")
+        devices[name] = device
+    for spec in parties:
+        device = devices[spec["name"]]
+        if "link_to" in spec:
+            _join(device, spec, devices)
+        elif device.own_account is not None and device.camera:
+            device.scanned = crypto.linking_qr_payload(_scanned(spec, parties, devices).device_id)
+        elif "scans" in spec:
+            raise ScenarioError(f"party {spec['name']}: scans a QR code, but has no camera")
+    return devices
+
+
+def _join(device: LinkingDevice, spec: dict[str, Any], devices: dict[str, LinkingDevice]) -> None:
+    """A new device: the invitation its user scanned, the PIN they type, an attacker's claim."""
+    inviter = devices[spec["link_to"]]
+    device.invitation = Invitation(inviter.name, inviter.device_id, inviter.token)
+    if "types_pin_of" in spec:
+        shown = devices[spec["types_pin_of"]]
+        if shown.own_account is None:
+            raise ScenarioError(f"party {spec['name']}: types_pin_of = {shown.name!r}, which shows no PIN")
+        device.typed_pin = shown.pin
+    elif spec.get("types_wrong_pin") or device.attacker:
+        # An attacker does not see A's screen: its user types a PIN that is not A's.
+        device.typed_pin = str((int(inviter.pin) + 1) % 10**PIN_DIGITS).zfill(PIN_DIGITS)
+    else:
+        device.typed_pin = inviter.pin
+    if "requests_as" in spec:
+        if not device.attacker:
+            raise ScenarioError(f"party {spec['name']}: only an attacker requests with another's device ID")
+        device.claims = devices[spec["requests_as"]].device_id
+
+
+def _scanned(spec: dict[str, Any], parties: list[dict[str, Any]], devices: dict[str, LinkingDevice]) -> LinkingDevice:
+    """Whose QR code the user scans with A's camera: `scans`, or the one honest device
+    that links to A."""
+    if "scans" in spec:
+        return devices[spec["scans"]]
+    honest = [s["name"] for s in parties if s.get("link_to") == spec["name"] and not s.get("attacker")]
+    if len(honest) != 1:
+        raise ScenarioError(f"party {spec['name']}: say whose QR code its user scans (scans = \"...\"): "
+                            f"{len(honest)} honest devices link to it")
+    return devices[honest[0]]
+
+
 def names_of(parties: dict[str, Any]) -> dict[bytes, str]:
-    """Account key -> party name, for messages people read."""
-    return {p.device.account.public: name for name, p in parties.items()}
+    """Account key -> party name (contact request parties), and device ID -> party name
+    (device linking parties), for messages people read."""
+    names = {p.device.account.public: name for name, p in parties.items() if isinstance(p.device, BertyDevice)}
+    names.update({p.device.device_id: name for name, p in parties.items() if isinstance(p.device, LinkingDevice)})
+    return names
 
 
 # The [expect] keys `check` reads.
-EXPECTATIONS = ("contacts", "requested", "blocked", "pending")
+EXPECTATIONS = ("contacts", "requested", "blocked", "pending", "linked", "refused", "holds_account")
 
 
 def check(expect: dict[str, Any], parties: dict[str, Any]) -> list[str]:
@@ -98,15 +249,27 @@ def check(expect: dict[str, Any], parties: dict[str, Any]) -> list[str]:
     def named(keys: Any) -> list[str]:
         return sorted(who.get(k, k.hex()[:8]) for k in keys)
 
-    views: dict[str, Callable[[BertyDevice], list[str]]] = {
-        "contacts": lambda d: named(a for a, _ in d.contacts),
-        "requested": lambda d: named(a for a, _ in d.sent),
-        "blocked": lambda d: named(d.blocked),
-        "pending": lambda d: named(a for a, _ in d.requests),
+    views: dict[str, tuple[type, Callable[[Any], list[str]]]] = {
+        "contacts": (BertyDevice, lambda d: named(a for a, _ in d.contacts)),
+        "requested": (BertyDevice, lambda d: named(a for a, _ in d.sent)),
+        "blocked": (BertyDevice, lambda d: named(d.blocked)),
+        "pending": (BertyDevice, lambda d: named(a for a, _ in d.requests)),
+        "linked": (LinkingDevice, lambda d: named(d.handed)),
+        "refused": (LinkingDevice, lambda d: named(k for _, k in d.refused)),
     }
-    for key, view in views.items():
+    for key, (kind, view) in views.items():
         for name, wanted in expect.get(key, {}).items():
-            got = view(parties[name].device)
+            device = parties[name].device
+            if not isinstance(device, kind):
+                failures.append(f"{name}: {key} is for {'contact request' if kind is BertyDevice else 'linking'} "
+                                f"parties")
+                continue
+            got = view(device)
             if got != sorted(wanted):
                 failures.append(f"{name}: {key} {got}, expected {sorted(wanted)}")
+    if "holds_account" in expect:
+        got = sorted(name for name, p in parties.items() if isinstance(p.device, LinkingDevice)
+                     and p.device.own_account is None and p.device.account is not None)
+        if got != sorted(expect["holds_account"]):
+            failures.append(f"the new devices holding an account are {got}, expected {sorted(expect['holds_account'])}")
     return failures
