@@ -58,6 +58,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from nacl.bindings import (
     crypto_scalarmult_base,
@@ -70,6 +71,7 @@ from nacl.bindings import (
 from nacl.exceptions import BadSignatureError, CryptoError
 
 from protocols.bisonrelay import sntrup4591761
+from runtime.errors import VerificationError
 
 __all__ = [
     "BOX_OVERHEAD",
@@ -148,8 +150,11 @@ CMD_FULL_KX = "ofullkx"
 _ZERO_KEY = bytes(KEY_SIZE)
 
 
-class KXError(ValueError):
+class KXError(VerificationError, ValueError):
     """Data from a peer failed a check of the KX; ``what`` names which, for code to branch on.
+
+    A remote fault: a ``runtime.errors.VerificationError`` (code ``"kx"``), so that a driver drops
+    the message and traces the drop, changing nothing; still a ``ValueError`` for plain callers.
 
     ``what`` is one of: ``"length"`` (a field or blob of the wrong size), ``"decapsulation"`` (sntrup
     rejected the ciphertext), ``"secretbox"`` (the box did not open: wrong key or tampered),
@@ -157,6 +162,8 @@ class KXError(ValueError):
     ``"reset-identity"`` (a reset invite from another identity than the one we know),
     ``"identity"`` (a public identity whose id or signature does not check).
     """
+
+    code: ClassVar[str] = "kx"
 
     def __init__(self, what: str, detail: str) -> None:
         super().__init__(f"{what}: {detail}")

@@ -1,0 +1,107 @@
+"""BisonRelay P2P key exchange invariants, for the explorer (runtime.harness.explore;
+docs/exploration.md). Parties marked `attacker` are not honest: these judge the others.
+
+- `authentication` (safety): an honest party completes a KX only with the identity it
+  expected: the acceptor with the invite's inviter, the inviter of a reset with the peer
+  it reset, the inviter of an auto-KX with the invitee the mediator named. The inviter
+  of a manual invite expects no one in particular (BR's KX record has no invitee): the
+  invite is a bearer token, and whoever answers it first becomes the contact. A KX
+  completed with an honest party's identity is with that party's key (README.md, finding
+  2). And an honest acceptor that completed with an honest inviter holds the ratchet that
+  inviter completed with it (the inviter completes first: it answers with RMOFullKX).
+- `secrecy` (safety): no attacker holds a ratchet (its root key) that an honest party
+  holds or held with an honest peer.
+- `agreement` (quiescent): when nothing is in flight and no timer is pending, on a run
+  without faults or timeouts, two honest parties either both hold a ratchet with the
+  other, and the two match (device.seeds_match: one's send keys are the other's receive
+  keys, one root key), or neither does.
+
+Replays (the replay fault) must change nothing (`replays_change_nothing`), and no message
+is exempt (`replayable` is empty). RMOHalfKX cannot be authenticated by design: anyone who
+holds the invite can make one, and the inviter takes the first. But a replayed one is
+never taken: the inviter stops listening at the initial RV with the first answer (BR
+unsubscribes, and the relay keeps one payload per RV), and the same holds of the step-3 RV,
+of a reset RV once the reset completed (a new one replaces it; before that a reset invite
+is taken once, `used_invites`), and of the ratchet's RVs (one per message count).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from protocols.bisonrelay.device import ACCEPTOR, BisonRelayDevice, seeds_match
+from runtime.manifest import Invariants
+
+if TYPE_CHECKING:
+    from runtime.harness.explore import World
+
+__all__ = ["INVARIANTS", "agreement", "authentication", "observed", "secrecy"]
+
+
+def device(world: World, name: str) -> BisonRelayDevice:
+    return cast(BisonRelayDevice, world.parties[name].device)
+
+
+def observed(p: Any) -> tuple[Any, ...]:
+    """What the safety invariants read of a party: its completed KXs and the ratchets it holds."""
+    d = p.device
+    return d.completed, tuple((x.identity, x.seed.root_key) for x in d.peers)
+
+
+def _honest(world: World) -> dict[bytes, BisonRelayDevice]:
+    found = (device(world, n) for n in world.parties)
+    return {d.id: d for d in found if not d.attacker}
+
+
+def authentication(world: World) -> str | None:
+    honest = _honest(world)
+    for d in honest.values():
+        for c in d.completed:
+            if c.expected is not None and c.peer != c.expected:
+                return f"{d.name} completed a {c.how} KX with {d.who(c.peer)}, expecting {d.who(c.expected)}"
+            other = honest.get(c.peer)
+            if other is not None and c.key != other.public.key:
+                return f"{d.name} completed a KX with {other.name}'s identity and another's key"
+            if c.role == ACCEPTOR and other is not None and not any(
+                    o.peer == d.id and seeds_match(o.seed, c.seed) for o in other.completed):
+                return f"{d.name} completed a KX with {other.name}, who completed none that matches"
+    return None
+
+
+def secrecy(world: World) -> str | None:
+    honest = _honest(world)
+    shared: dict[bytes, str] = {}
+    for d in honest.values():
+        seeds = [(c.peer, c.seed) for c in d.completed] + [(p.identity, p.seed) for p in d.peers]
+        for peer, seed in seeds:
+            if peer in honest:
+                shared[seed.root_key] = f"{d.name} and {honest[peer].name}"
+    for name in world.parties:
+        a = device(world, name)
+        if not a.attacker:
+            continue
+        held = {c.seed.root_key for c in a.completed} | {p.seed.root_key for p in a.peers}
+        leaked = held & set(shared)
+        if leaked:
+            return f"{name} holds the ratchet of {shared[leaked.pop()]}"
+    return None
+
+
+def agreement(world: World) -> str | None:
+    if world.faults or world.timeouts_fired:
+        return None  # progress is only promised on a run without faults or timeouts
+    honest = _honest(world)
+    for a in honest.values():
+        for b in honest.values():
+            if a is b:
+                continue
+            pa, pb = a.peer(b.id), b.peer(a.id)
+            if pa is not None and pb is None:
+                return f"{a.name} holds a ratchet with {b.name}, who holds none with {a.name}"
+            if pa is not None and pb is not None and not seeds_match(pa.seed, pb.seed):
+                return f"{a.name} and {b.name} hold ratchets with each other that do not match"
+    return None
+
+
+INVARIANTS = Invariants(safety=(authentication, secrecy), quiescent=(agreement,), observed=observed,
+                        replays_change_nothing=True)
