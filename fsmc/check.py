@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fsmc import model as m
-from fsmc.asn1types import TypeModule
+from fsmc.asn1types import Kind, TypeModule
 from fsmc.diagnostics import Diagnostics, Position
 
 __all__ = ["check", "edit_distance"]
@@ -98,6 +98,7 @@ def check(document: m.Document, types: dict[str, TypeModule | None], d: Diagnost
         _duplicates(((f.name, f.position) for f in protocol.fsms), "duplicate-fsm", "fsm", d)
         _duplicates(((f.id, f.position) for f in protocol.fsms), "duplicate-fsm", "fsm id", d)
         _check_module_names(protocol, types.get(protocol.name), d)
+        _check_python_names(protocol, types.get(protocol.name), d)
         for fsm in protocol.fsms:
             _check_fsm(fsm, types.get(protocol.name), d)
 
@@ -116,6 +117,34 @@ def _check_module_names(protocol: m.Protocol, types: TypeModule | None, d: Diagn
         elif taken[module] != f"{what} {name}":  # two fsms of one name are duplicate-fsm
             d.report(position, "asn1-name", f"{what} {name} would be ASN.1 module {module}, the name of "
                                             f"{taken[module]}: rename one")
+
+
+def _check_python_names(protocol: m.Protocol, types: TypeModule | None, d: Diagnostics) -> None:
+    """The generated Python module defines, at its top level, a class per fsm (and its
+    State, Event, Buffer and Bindings), per message and per SEQUENCE type of the type
+    module: two of one name, and the later silently replaces the earlier (an fsm named
+    like a SEQUENCE its messages use would stand where the record class should)."""
+    records = {t.name.replace("-", "_") for t in types.types.values() if t.kind is Kind.SEQUENCE} if types else set()
+    taken: dict[str, str] = {}
+    for fsm in protocol.fsms:
+        for name, what in [(fsm.name, f"fsm {fsm.name}"),
+                           *((fsm.name + suffix, f"fsm {fsm.name}'s {suffix} class")
+                             for suffix in ("State", "Event", "Buffer", "Bindings"))]:
+            _take_python_name(name, what, fsm.position, records, taken, d)
+        for msg in fsm.messages:
+            _take_python_name(msg.name, f"message {msg.name} of fsm {fsm.name}", msg.position, records, taken, d)
+
+
+def _take_python_name(name: str, what: str, position: Position, records: set[str], taken: dict[str, str],
+                      d: Diagnostics) -> None:
+    if name in records:
+        d.report(position, "python-name", f"{what} would be Python class {name}, the name of the record of "
+                                          f"ASN.1 type {name}: rename one")
+    elif name in taken and taken[name] != what:
+        d.report(position, "python-name", f"{what} would be Python class {name}, the name of {taken[name]}: "
+                                          f"rename one")
+    else:
+        taken.setdefault(name, what)
 
 
 def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
