@@ -34,6 +34,9 @@ def main() -> int:
          "simulate", "protocols/mpenc/scenarios/sequence5.toml", "--msc", "out/gka_sequence5.svg")
     step("simulate: Alice requests Bob's contact over his rendezvous point, the five steps of Berty's handshake",
          "simulate", "protocols/berty/scenarios/contact_accepted.toml", "--msc", "out/berty_contact_accepted.svg")
+    step("simulate: Alice's BisonRelay invite, accepted: RMOHalfKX and RMOFullKX over rendezvous points, sealed "
+         "with sntrup4591761", "simulate", "protocols/bisonrelay/scenarios/accepted_invite.toml",
+         "--msc", "out/bisonrelay_accepted_invite.svg")
     step("explore: every interleaving and user answer of forming a group, against KeySync's invariants",
          "explore", "protocols/keysync/scenarios/form_group.toml")
     step("explore: a stranger listens on Bob's rendezvous point and replays what it hears; Berty's invariants",
@@ -42,7 +45,7 @@ def main() -> int:
     for svg in sorted((ROOT / "diagrams").glob("*/*.svg")):
         print(f"  {svg.relative_to(ROOT)}")
     print("Sequence charts of the simulations:\n  out/keysync_form_group.svg\n  out/gka_sequence5.svg\n"
-          "  out/berty_contact_accepted.svg")
+          "  out/berty_contact_accepted.svg\n  out/bisonrelay_accepted_invite.svg")
     return 0
 
 
