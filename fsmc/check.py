@@ -147,6 +147,21 @@ def _take_python_name(name: str, what: str, position: Position, records: set[str
         taken.setdefault(name, what)
 
 
+def _check_peers(fsm: m.Fsm, d: Diagnostics) -> None:
+    """A peer names one party (`send M to peer;`) or several (`send M to each peers;`),
+    never both: the binding returns a name or a sequence of names."""
+    kinds: dict[str, bool] = {}
+    for _, h in fsm.handlers():
+        for s in h.statements():
+            if not isinstance(s, m.Send) or s.to is None:
+                continue
+            if kinds.setdefault(s.to, s.each) != s.each:
+                one, many = (f"`send M to each {s.to};`", f"`send M to {s.to};`")
+                d.report(s.position, "peer-conflict", f"{s.to} is used as {one if s.each else many} here and "
+                                                      f"as {many if s.each else one} elsewhere: a peer names "
+                                                      f"one party or several, not both")
+
+
 def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
     _check_attributes("fsm", fsm.name, fsm.attributes, d)
     states = {s.name for s in fsm.states}
@@ -165,6 +180,7 @@ def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
     if m.INIT_STATE not in states and fsm.states:
         d.report(fsm.position, "undefined-state", f"fsm {fsm.name} has no {m.INIT_STATE}, where every machine starts")
 
+    _check_peers(fsm, d)
     _duplicates(((msg.name, msg.position) for msg in fsm.messages), "duplicate-message", "message", d)
     _duplicates(((msg.id, msg.position) for msg in fsm.messages), "duplicate-message", "message id", d)
     _duplicates(((e.name, e.position) for e in fsm.externals), "duplicate-external", "external", d)

@@ -54,6 +54,7 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
     "event-conflict": (Severity.ERROR, "an event name used by both a message and an external"),
     "asn1-module": (Severity.ERROR, "the ASN.1 type module cannot be found or compiled"),
     "asn1-name": (Severity.ERROR, "a protocol or fsm whose ASN.1 module would have another module's name"),
+    "peer-conflict": (Severity.ERROR, "a peer used both for one party and, with `each`, for several"),
     "python-name": (Severity.ERROR, "an fsm, message or record whose Python class would have another's name"),
     "reserved-name": (Severity.ERROR, "a name the language reserves"),
     "unreachable-state": (Severity.WARNING, "a state not reachable from InitState"),

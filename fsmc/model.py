@@ -110,6 +110,9 @@ class Send:
     # fsmc extension: `send M to peer;` addresses one party; `peer` is bound by the
     # runtime like a condition. None sends as the message's type says.
     to: str | None = None
+    # fsmc extension: `send M to each peers;` sends one copy to each party `peers` names
+    # (Status fans a message out to every installation, pairwise encrypted).
+    each: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,11 +335,21 @@ class Fsm:
         return tuple(dict.fromkeys(a for _, h in self.handlers() for a in h.actions))
 
     def peers(self) -> tuple[str, ...]:
-        """The destinations named by `send M to peer;`, in first-use order."""
+        """The destinations named by `send M to peer;` and `send M to each peers;`, in
+        first-use order."""
         return tuple(
             dict.fromkeys(
                 s.to for _, h in self.handlers() for s in h.statements()
                 if isinstance(s, Send) and s.to is not None
+            )
+        )
+
+    def fanouts(self) -> tuple[str, ...]:
+        """The destinations named by `send M to each peers;` (each names several parties)."""
+        return tuple(
+            dict.fromkeys(
+                s.to for _, h in self.handlers() for s in h.statements()
+                if isinstance(s, Send) and s.to is not None and s.each
             )
         )
 

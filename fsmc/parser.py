@@ -132,8 +132,10 @@ class _Build(Transformer[Token, Any]):
         return m.Do(str(children[0]), self._tpos(children[0]))
 
     def send(self, children: list[Token]) -> m.Send:
-        to = str(children[1]) if len(children) > 1 else None
-        return m.Send(str(children[0]), self._tpos(children[0]), to)
+        each = any(t.type == "EACH" for t in children)
+        names = [t for t in children if t.type != "EACH"]
+        to = str(names[1]) if len(names) > 1 else None
+        return m.Send(str(names[0]), self._tpos(names[0]), to, each)
 
     def go(self, children: list[Token]) -> m.Go:
         return m.Go(str(children[0]), self._tpos(children[0]))

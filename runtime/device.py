@@ -33,9 +33,10 @@ class Device(Protocol):
     # timers are the machine's states' timeouts, which the driver runs.
     clock: Callable[[], float]
 
-    def capture(self, message: Any) -> Any:
+    def capture(self, message: Any, to: str | None = None) -> Any:
         """What sealing `message` needs of the moment it is sent (keys to sign with and
-        to attach); the machine calls this from `send`. A value, never changed after:
+        to attach; for a message `to` one party, that party's session); the machine calls
+        this from `send`. A value, never changed after:
         the Send effect carries it, and copies of a world share their past effects."""
         ...
 

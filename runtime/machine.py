@@ -131,7 +131,7 @@ class Machine:
         self.bindings = bindings
         # Called with each message as it is sent; its result rides on the Send effect, so
         # a driver seals with the keys of that moment, not of the end of the handler.
-        self.capture: Callable[[Any], Any] | None = None
+        self.capture: Callable[[Any, str | None], Any] | None = None
         self.buffer = buffer
         self.effects: list[Effect] = []
         self._state = self.INITIAL
@@ -285,7 +285,7 @@ class Machine:
         Each generated message class does the first two in its `from_buffer`."""
         message = message_class.from_buffer(self.buffer, self.AUTO_VALUES)
         capture = self.capture
-        self.effects.append(_new(Send, (message, to, capture(message) if capture is not None else None)))
+        self.effects.append(_new(Send, (message, to, capture(message, to) if capture is not None else None)))
 
     def notify(self, name: str, detail: Any = None) -> None:
         """Called by actions that tell the application something, in handler order."""

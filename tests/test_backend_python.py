@@ -166,3 +166,25 @@ def test_states_that_would_share_a_python_constant_are_refused(snippet: Path) ->
     assert c.ok, c.diagnostics.render()
     with pytest.raises(ValueError, match="states Idle and IDLE would both be the Python constant PING_IDLE"):
         python.render(c, c.document.protocols[0])
+
+
+def test_send_to_each_sends_one_copy_to_each_party_captured_for_it(snippet: Path) -> None:
+    """`send M to each peers;`: the bindings name the receivers; every copy is captured
+    for its receiver (Status seals each pairwise)."""
+    snippet.write_text(snippet.read_text().replace("on Poke send Hello;", "on Poke send Hello to each installations;"))
+    c = load(snippet)
+    assert c.ok, c.diagnostics.render()
+    code = python.render(c, c.document.protocols[0])["demo.py"]
+    assert "def installations(self) -> Sequence[str]: ..." in code
+    assert "        for to in b.installations():\n            self.send(Hello, to=to)\n" in code
+    g = compile_snippet(snippet)
+    b = Bindings(ready=False)
+    b.installations = lambda: ("phone", "laptop", "bob")  # type: ignore[attr-defined]
+    machine = g.Ping(b)
+    captured: list[tuple[str, str | None]] = []
+    machine.capture = lambda message, to: captured.append((type(message).__name__, to)) or to
+    machine.start()
+    machine.buffer.challenge = bytes(16)
+    sends = [e for e in machine.dispatch(g.PingEvent.Poke) if isinstance(e, Send)]
+    assert [(e.to, e.context) for e in sends] == [("phone", "phone"), ("laptop", "laptop"), ("bob", "bob")]
+    assert captured == [("Hello", "phone"), ("Hello", "laptop"), ("Hello", "bob")]

@@ -147,6 +147,9 @@ def _statements(body: tuple[m.Statement, ...], fsm: m.Fsm, depth: int) -> list[s
     for s in body:
         if isinstance(s, m.Do):
             lines.append(f"{pad}b.{s.action}()")
+        elif isinstance(s, m.Send) and s.each:
+            lines.append(f"{pad}for to in b.{s.to}():")
+            lines.append(f"{pad}{_INDENT}self.send({s.message}, to=to)")
         elif isinstance(s, m.Send):
             to = f", to=b.{s.to}()" if s.to else ""
             lines.append(f"{pad}self.send({s.message}{to})")
@@ -237,6 +240,7 @@ def _fsm_context(fsm: m.Fsm, types: _Types, source: str) -> dict[str, Any]:
         "conditions": list(fsm.conditions()),
         "actions": list(fsm.actions()),
         "peers": list(fsm.peers()),
+        "fanouts": list(fsm.fanouts()),
         "handlers": handlers,
         "records": types.records(used),
         "auto_types": sorted({f.type for msg in fsm.messages for f in msg.fields if f.kind is m.FieldKind.AUTO}),

@@ -165,7 +165,7 @@ class BertyDevice(DeviceBase[ContactState]):
     def listening(self) -> frozenset[str]:
         return frozenset({self.published}) if self.published is not None else self.NOWHERE
 
-    def capture(self, message: Any) -> str:
+    def capture(self, message: Any, to: str | None = None) -> str:
         return self.name
 
     def describe(self, captured: str) -> str:

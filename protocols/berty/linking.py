@@ -473,7 +473,7 @@ class LinkingDevice(DeviceBase[LinkingState]):
 
     # --- the driver's side
 
-    def capture(self, message: Any) -> str:
+    def capture(self, message: Any, to: str | None = None) -> str:
         return self.name
 
     def describe(self, captured: str) -> str:

@@ -410,7 +410,7 @@ class BisonRelayDevice(DeviceBase[KXState]):
     def listening(self) -> frozenset[str]:
         return frozenset(rv_address(rv) for rv in self._rendezvous())
 
-    def capture(self, message: Any) -> Outgoing:
+    def capture(self, message: Any, to: str | None = None) -> Outgoing:
         assert self.outgoing is not None, f"{self.name}: {type(message).__name__} sent with no destination"
         return self.outgoing
 

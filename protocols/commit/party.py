@@ -117,7 +117,7 @@ class CommitParty(DeviceBase[PartyState]):
 
     # --- the driver's side: a plain envelope that names its sender
 
-    def capture(self, message: Any) -> str:
+    def capture(self, message: Any, to: str | None = None) -> str:
         return self.name
 
     def describe(self, captured: str) -> str:

@@ -185,7 +185,7 @@ class KeySyncDevice(DeviceBase[DeviceState]):
 
     # --- the driver's side: envelopes and security contexts (A.1.6.3)
 
-    def capture(self, message: Any) -> tuple[DeviceKeys, frozenset[bytes], bytes]:
+    def capture(self, message: Any, to: str | None = None) -> tuple[DeviceKeys, frozenset[bytes], bytes]:
         """At `send`: the key to sign with, the keys to encrypt to, the keys to attach.
 
         Messages of the trusted contexts are encrypted only to trusted and group keys, so

@@ -206,7 +206,7 @@ class GreetingMember(DeviceBase[MemberState]):
 
     # --- the driver's side: packet signatures and the resolver
 
-    def capture(self, message: Any) -> SigningKeyPair:
+    def capture(self, message: Any, to: str | None = None) -> SigningKeyPair:
         op = self.operation
         if op is not None:
             return op.own_ephemeral
