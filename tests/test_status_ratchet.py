@@ -13,34 +13,26 @@ import asyncio
 import dataclasses
 import json
 import random as stdlib_random
-import secrets
 import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from coincurve import PrivateKey, PublicKey
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import hmac as crypto_hmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from doubleratchet import (
-    AuthenticationFailedException,
     ChainNotAvailableException,
     DuplicateMessageException,
-    EncryptedMessage,
-    Header,
-)
-from doubleratchet import DoubleRatchet as SyndaceDoubleRatchet
-from doubleratchet import aead as syndace_aead
-from doubleratchet import diffie_hellman_ratchet as syndace_dh
-from doubleratchet.recommended import HashFunction, kdf_hkdf, kdf_separate_hmacs
-from doubleratchet.recommended.diffie_hellman_ratchet_curve25519 import (
-    DiffieHellmanRatchet as SyndaceCurve25519Ratchet,
 )
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from syndace_status import (
+    SYNDACE_CURVES,
+    StatusDoubleRatchet,
+    SyndaceCurve25519Ratchet,
+    from_syndace,
+    syndace_config,
+    to_syndace,
+)
 
 from protocols.status import crypto as sc
 from protocols.status import ratchet as dr
@@ -561,117 +553,7 @@ def test_random_interleavings_with_tight_limits(script: list[tuple[str, str, int
     _interleave(script, seed, dr.Limits(max_skip=2, max_keep=6, max_message_keys_per_session=3), strict=False)
 
 
-# --- interoperability with Syndace's doubleratchet ---------------------------------------
-#
-# Configured as Status's construction: root KDF = HKDF-SHA-256 keyed (salted) by the root
-# key with Status's info (recommended.kdf_hkdf; Syndace's KDFChain takes 64 bytes, the first
-# 64 of the 96 EthereumCrypto reads), chain KDF = one HMAC-SHA-256 per byte of the constant
-# 0x0f 0x10 (recommended.kdf_separate_hmacs: chain key = HMAC(ck, 0x0f), message key =
-# HMAC(ck, 0x10)), AEAD = Status's AES-256-CTR + HMAC layout (written below with the
-# `cryptography` package, independently of ratchet.py), associated data = Status's header
-# encoding. Its shipped DH ratchets are Curve25519 and Curve448 only: it has no secp256k1,
-# so the shipped-class tests run our construction over X25519 (dr.X25519). Its
-# DiffieHellmanRatchet is abstract, though, so a secp256k1 subclass (below, with coincurve)
-# runs Syndace's ratchet over Status's own curve as well.
-
-STATUS_CHAIN_CONSTANT = bytes([dr.CHAIN_KEY_INPUT, dr.MESSAGE_KEY_INPUT])
-
-
-class StatusRootKDF(kdf_hkdf.KDF):
-    @staticmethod
-    def _get_hash_function() -> HashFunction:
-        return HashFunction.SHA_256
-
-    @staticmethod
-    def _get_info() -> bytes:
-        return b"rsZUpEuXUqqwXBvSy3EcievAh4cMj6QL"
-
-
-class StatusChainKDF(kdf_separate_hmacs.KDF):
-    @staticmethod
-    def _get_hash_function() -> HashFunction:
-        return HashFunction.SHA_256
-
-
-def _status_keys(key: bytes) -> tuple[bytes, bytes, bytes]:
-    okm = HKDF(algorithm=hashes.SHA256(), length=80, salt=bytes(32),
-               info=b"pcwSByyx2CRdryCffXJwy7xgVZWtW5Sh").derive(key)
-    return okm[:32], okm[32:64], okm[64:]
-
-
-def _mac(key: bytes, data: bytes) -> bytes:
-    h = crypto_hmac.HMAC(key, hashes.SHA256())
-    h.update(data)
-    return h.finalize()
-
-
-class StatusAEAD(syndace_aead.AEAD):
-    """EthereumCrypto's Encrypt/Decrypt: iv || AES-256-CTR || HMAC-SHA-256(ad || iv || ct)."""
-
-    @staticmethod
-    async def encrypt(plaintext: bytes, key: bytes, associated_data: bytes) -> bytes:
-        enc, auth, iv = _status_keys(key)
-        encryptor = Cipher(algorithms.AES(enc), modes.CTR(iv)).encryptor()
-        body = iv + encryptor.update(plaintext) + encryptor.finalize()
-        return body + _mac(auth, associated_data + body)
-
-    @staticmethod
-    async def decrypt(ciphertext: bytes, key: bytes, associated_data: bytes) -> bytes:
-        enc, auth, _ = _status_keys(key)
-        body, tag = ciphertext[:-32], ciphertext[-32:]
-        if len(ciphertext) < 48 or not secrets.compare_digest(_mac(auth, associated_data + body), tag):
-            raise AuthenticationFailedException("invalid signature")
-        decryptor = Cipher(algorithms.AES(enc), modes.CTR(body[:16])).decryptor()
-        return decryptor.update(body[16:]) + decryptor.finalize()
-
-
-class StatusDoubleRatchet(SyndaceDoubleRatchet):
-    @staticmethod
-    def _build_associated_data(associated_data: bytes, header: Header) -> bytes:
-        # MessageHeader.Encode after the caller's associated data.
-        return (associated_data + struct.pack("<II", header.sending_chain_length, header.previous_sending_chain_length)
-                + header.ratchet_pub)
-
-
-class SyndaceSecp256k1Ratchet(syndace_dh.DiffieHellmanRatchet):
-    """Syndace's ratchet over secp256k1 with EthereumCrypto's DH (our subclass)."""
-
-    @staticmethod
-    def _generate_priv() -> bytes:
-        return PrivateKey().secret
-
-    @staticmethod
-    def _derive_pub(priv: bytes) -> bytes:
-        return PrivateKey(priv).public_key.format(compressed=True)
-
-    @staticmethod
-    def _perform_diffie_hellman(own_priv: bytes, other_pub: bytes) -> bytes:
-        return PublicKey(other_pub).multiply(own_priv).format(compressed=False)[1:33]
-
-
-SYNDACE_CURVES: dict[str, tuple[dr.Curve, type[syndace_dh.DiffieHellmanRatchet]]] = {
-    "x25519": (dr.X25519, SyndaceCurve25519Ratchet),
-    "secp256k1": (dr.SECP256K1, SyndaceSecp256k1Ratchet),
-}
-
-
-def _syndace_config(ratchet_class: type[syndace_dh.DiffieHellmanRatchet]) -> dict[str, Any]:
-    return {"diffie_hellman_ratchet_class": ratchet_class, "root_chain_kdf": StatusRootKDF,
-            "message_chain_kdf": StatusChainKDF, "message_chain_constant": STATUS_CHAIN_CONSTANT,
-            "dos_protection_threshold": dr.STATUS_GO_LIMITS.max_skip,
-            "max_num_skipped_message_keys": dr.STATUS_GO_LIMITS.max_message_keys_per_session,
-            "aead": StatusAEAD}
-
-
-def _to_syndace(message: dr.Message) -> EncryptedMessage:
-    return EncryptedMessage(header=Header(ratchet_pub=message.dh, previous_sending_chain_length=message.pn,
-                                          sending_chain_length=message.n), ciphertext=message.payload)
-
-
-def _from_syndace(message: EncryptedMessage) -> dr.Message:
-    h = message.header
-    return dr.Message(dh=h.ratchet_pub, n=h.sending_chain_length, pn=h.previous_sending_chain_length,
-                      payload=message.ciphertext)
+# --- interoperability with Syndace's doubleratchet (configured in tests/syndace_status.py)
 
 
 Order = Callable[[int], list[int]]
@@ -687,11 +569,11 @@ async def _talk(ours: dr.Session, theirs: StatusDoubleRatchet, *, we_send_first:
         if (turn % 2 == 0) == we_send_first:
             sent = [ours.encrypt(b"ours %d.%d" % (turn, i)) for i in range(burst)]
             for i in order:
-                assert await theirs.decrypt_message(_to_syndace(sent[i]), b"") == b"ours %d.%d" % (turn, i)
+                assert await theirs.decrypt_message(to_syndace(sent[i]), b"") == b"ours %d.%d" % (turn, i)
         else:
             received = [await theirs.encrypt_message(b"theirs %d.%d" % (turn, i), b"") for i in range(burst)]
             for i in order:
-                assert ours.decrypt(_from_syndace(received[i])) == b"theirs %d.%d" % (turn, i)
+                assert ours.decrypt(from_syndace(received[i])) == b"theirs %d.%d" % (turn, i)
 
 
 @pytest.mark.parametrize("curve_name", list(SYNDACE_CURVES))
@@ -705,16 +587,16 @@ def test_syndace_initiates_we_accept(curve_name: str) -> None:
 
     async def run() -> None:
         theirs, first = await StatusDoubleRatchet.encrypt_initial_message(
-            **_syndace_config(ratchet_class), shared_secret=shared, recipient_ratchet_pub=prekey_public,
+            **syndace_config(ratchet_class), shared_secret=shared, recipient_ratchet_pub=prekey_public,
             message=b"hello", associated_data=b"")
         ours = dr.Session.accept(shared, prekey, _seeded(22), curve=curve)
-        assert ours.decrypt(_from_syndace(first)) == b"hello"
+        assert ours.decrypt(from_syndace(first)) == b"hello"
         await _talk(ours, theirs, we_send_first=False)
         # Each refuses the other's replays, in its own way.
         replay = ours.encrypt(b"once")
-        assert await theirs.decrypt_message(_to_syndace(replay), b"") == b"once"
+        assert await theirs.decrypt_message(to_syndace(replay), b"") == b"once"
         with pytest.raises(DuplicateMessageException):
-            await theirs.decrypt_message(_to_syndace(replay), b"")
+            await theirs.decrypt_message(to_syndace(replay), b"")
 
     asyncio.run(run())
 
@@ -731,13 +613,13 @@ def test_we_initiate_syndace_accepts(curve_name: str) -> None:
         ours = dr.Session.initiate(shared, prekey_public, _seeded(24), curve=curve)
         first = ours.encrypt(b"hello")
         theirs, plaintext = await StatusDoubleRatchet.decrypt_initial_message(
-            **_syndace_config(ratchet_class), shared_secret=shared, own_ratchet_priv=prekey,
-            message=_to_syndace(first), associated_data=b"")
+            **syndace_config(ratchet_class), shared_secret=shared, own_ratchet_priv=prekey,
+            message=to_syndace(first), associated_data=b"")
         assert plaintext == b"hello"
         await _talk(ours, theirs, we_send_first=False)
         reply = await theirs.encrypt_message(b"once", b"")
-        assert ours.decrypt(_from_syndace(reply)) == b"once"
-        _refused(ours, _from_syndace(reply))
+        assert ours.decrypt(from_syndace(reply)) == b"once"
+        _refused(ours, from_syndace(reply))
 
     asyncio.run(run())
 
@@ -757,11 +639,11 @@ def test_where_syndace_and_status_cannot_meet() -> None:
 
     async def run() -> None:
         theirs, _ = await StatusDoubleRatchet.encrypt_initial_message(
-            **_syndace_config(SyndaceCurve25519Ratchet), shared_secret=shared, recipient_ratchet_pub=prekey_public,
+            **syndace_config(SyndaceCurve25519Ratchet), shared_secret=shared, recipient_ratchet_pub=prekey_public,
             message=b"hello", associated_data=b"")
         ours = dr.Session.accept(shared, prekey, _seeded(26), curve=dr.X25519)
         early = ours.encrypt(b"before hearing from you")
         with pytest.raises((AssertionError, ChainNotAvailableException)):
-            await theirs.decrypt_message(_to_syndace(early), b"")
+            await theirs.decrypt_message(to_syndace(early), b"")
 
     asyncio.run(run())
