@@ -36,6 +36,7 @@ class Member:
     name: str
     type: str  # a type name of the module, or a builtin ASN.1 type
     default: Any = None
+    optional: bool = False  # OPTIONAL: None in Python, absent on the wire
 
     @property
     def python_name(self) -> str:
@@ -121,10 +122,21 @@ def load_type_module(path: Path) -> TypeModule:
     for tname, t in raw.items():
         kind = _kind(tname, raw)
         members = tuple(
-            Member(mm["name"], mm["type"], mm.get("default")) for mm in t.get("members", ())
-            if mm is not None and "name" in mm
+            Member(mm["name"], _member_type(tname, mm, types), mm.get("default"), bool(mm.get("optional")))
+            for mm in t.get("members", ()) if mm is not None and "name" in mm
         )
         element = t["element"]["type"] if t["type"] == "SEQUENCE OF" else None
         values = tuple(v[0] for v in t.get("values", []) if v is not None) if kind is Kind.ENUMERATED else ()
         types[tname] = TypeInfo(tname, kind, members, element, values)
     return TypeModule(name, path, text, types)
+
+
+def _member_type(owner: str, member: dict[str, Any], types: dict[str, TypeInfo]) -> str:
+    """A member's type name. An inline `SEQUENCE OF T` gets a type of its own in the model
+    (named after its SEQUENCE and member, which no ASN.1 name can be), so that the Python
+    side sees a list of T as it does for a named SEQUENCE OF type."""
+    if member["type"] != "SEQUENCE OF":
+        return str(member["type"])
+    name = f"{owner}.{member['name']}"
+    types[name] = TypeInfo(name, Kind.LIST, (), member["element"]["type"], ())
+    return name

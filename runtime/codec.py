@@ -35,6 +35,8 @@ def _to_wire(record: Any) -> dict[str, Any]:
     out = {}
     for w in record.WIRE:
         value = getattr(record, w.name)
+        if value is None:  # an OPTIONAL member left out (a mandatory one: asn1tools says which)
+            continue
         if w.record is not None:
             value = [_to_wire(v) for v in value] if w.many else _to_wire(value)
         elif w.many:

@@ -188,3 +188,28 @@ def test_send_to_each_sends_one_copy_to_each_party_captured_for_it(snippet: Path
     sends = [e for e in machine.dispatch(g.PingEvent.Poke) if isinstance(e, Send)]
     assert [(e.to, e.context) for e in sends] == [("phone", "phone"), ("laptop", "laptop"), ("bob", "bob")]
     assert captured == [("Hello", "phone"), ("Hello", "laptop"), ("Hello", "bob")]
+
+
+def test_optional_members_and_inline_lists_round_trip(snippet: Path) -> None:
+    """An OPTIONAL member is `T | None = None`, absent on the wire when None (a nested
+    SEQUENCE too); an inline `SEQUENCE OF T` member is a tuple of T, as a named list is."""
+    types = snippet.parent / "Types.asn1"
+    types.write_text(types.read_text().replace(
+        "MemberList ::= SEQUENCE OF Member",
+        "Header ::= SEQUENCE { n INTEGER (0..255) }\n"
+        "Member ::= SEQUENCE { name Name, key-id OCTET STRING (SIZE(8)), header Header OPTIONAL,\n"
+        "                      tags SEQUENCE OF Name, note Name OPTIONAL }\n"
+        "MemberList ::= SEQUENCE OF Member").replace(
+        "Member ::= SEQUENCE { name Name, key-id OCTET STRING (SIZE(8)) }\n", ""))
+    g = compile_snippet(snippet)
+    assert g.Member.__dataclass_fields__["header"].default is None
+    plain = g.Member(name="a", key_id=b"12345678", tags=())
+    full = g.Member(name="b", key_id=b"87654321", header=g.Header(n=7), tags=("x", "y"), note="hi")
+    for fast in (True, False):
+        codec = g.CODEC if fast else type(g.CODEC)(g.CODEC._path, g.CODEC._type, g.Ping.MESSAGES.values(), fast=False)
+        message = g.Welcome(challenge=bytes(16), members=(plain, full), is_group=True)
+        data = codec.encode(message)
+        assert codec.decode(data) == message
+    # Leaving a member out costs its presence bit only.
+    one = g.CODEC.encode(g.Welcome(challenge=bytes(16), members=(plain,), is_group=True))
+    assert len(one) < len(g.CODEC.encode(g.Welcome(challenge=bytes(16), members=(full,), is_group=True)))

@@ -122,8 +122,9 @@ class _Types:
                 "name": py_name(name),
                 "asn1": name,
                 "fields": [
-                    {"name": mm.python_name, "annotation": self.annotation(mm.type),
-                     "default": None if mm.default is None else repr(mm.default)}
+                    {"name": mm.python_name,
+                     "annotation": self.annotation(mm.type) + (" | None" if mm.optional else ""),
+                     "default": "None" if mm.optional else None if mm.default is None else repr(mm.default)}
                     for mm in info.members
                 ],
                 "wire": [self.wire(mm.python_name, mm.name, mm.type) for mm in info.members],
