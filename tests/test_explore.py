@@ -399,3 +399,13 @@ def test_a_replay_that_changes_its_receiver_is_a_violation() -> None:
     # Unchanged, the commit parties ignore whatever they receive again.
     plain = Explorer.for_scenario(load_scenario(COMMIT), faults="replay", invariants=invariants, max_states=3000)
     assert plain.run().violations == []
+
+
+def test_a_user_answer_named_as_a_signal_too_stays_on_the_user_budget() -> None:
+    """Accept is a user answer; named as a signal as well, it is offered once per world and
+    charged to the user's budget, so it cannot be raised without end."""
+    scenario = load_scenario(FORM)
+    with_signal = Explorer.for_scenario(scenario, signals="Accept", max_states=5000).run()
+    without = Explorer.for_scenario(scenario).run()
+    assert with_signal.complete and (with_signal.states, with_signal.transitions) == (without.states,
+                                                                                     without.transitions)

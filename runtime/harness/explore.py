@@ -480,7 +480,9 @@ class Explorer:
                         yield Choice("event", name, event)
             if world.budget[(name, "signal")] > 0:
                 for event in self.signals:
-                    if p.machine.handles(events[event]):
+                    # A user's answer named as a signal too is the user's, on the user's
+                    # budget (`_step` charges it there): offered once, above.
+                    if event not in self.user_answers and p.machine.handles(events[event]):
                         yield Choice("event", name, event)
             if world.budget[(name, "timeout")] > 0 and p.deadline is not None:
                 yield Choice("timeout", name)
