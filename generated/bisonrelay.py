@@ -29,6 +29,7 @@ __all__ = [
     "RMInvite",
     "RMTransitiveMessage",
     "RMTransitiveMessageFwd",
+    "RMPrivateMessage",
     "CODEC",
 ]
 
@@ -71,7 +72,7 @@ class PublicIdentity:
     avatar: bytes
 
 
-# === fsm PeerKX 1 (protocols/bisonrelay/bisonrelay.fsm:48)
+# === fsm PeerKX 1 (protocols/bisonrelay/bisonrelay.fsm:52)
 
 
 class PeerKXState(enum.IntEnum):
@@ -108,14 +109,16 @@ class PeerKXEvent(enum.IntEnum):
     RMInvite = 6  # message
     RMTransitiveMessage = 7  # message
     RMTransitiveMessageFwd = 8  # message
+    RMPrivateMessage = 9  # message
     AcceptInvite = 128  # external
     ResetRatchet = 129  # external
     RequestMediateIdentity = 130  # external
+    SendChat = 131  # external
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMOHalfKX:
-    """message RMOHalfKX 2 (line 180)."""
+    """message RMOHalfKX 2 (line 228)."""
 
     ID: ClassVar[int] = 2
     NAME: ClassVar[str] = "RMOHalfKX"
@@ -159,7 +162,7 @@ class RMOHalfKX:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMOFullKX:
-    """message RMOFullKX 3 (line 188)."""
+    """message RMOFullKX 3 (line 236)."""
 
     ID: ClassVar[int] = 3
     NAME: ClassVar[str] = "RMOFullKX"
@@ -188,7 +191,7 @@ class RMOFullKX:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OOBPublicIdentityInvite:
-    """message OOBPublicIdentityInvite 4 (line 195)."""
+    """message OOBPublicIdentityInvite 4 (line 243)."""
 
     ID: ClassVar[int] = 4
     NAME: ClassVar[str] = "OOBPublicIdentityInvite"
@@ -227,7 +230,7 @@ class OOBPublicIdentityInvite:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMMediateIdentity:
-    """message RMMediateIdentity 5 (line 202)."""
+    """message RMMediateIdentity 5 (line 250)."""
 
     ID: ClassVar[int] = 5
     NAME: ClassVar[str] = "RMMediateIdentity"
@@ -256,7 +259,7 @@ class RMMediateIdentity:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMInvite:
-    """message RMInvite 6 (line 207)."""
+    """message RMInvite 6 (line 255)."""
 
     ID: ClassVar[int] = 6
     NAME: ClassVar[str] = "RMInvite"
@@ -285,7 +288,7 @@ class RMInvite:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMTransitiveMessage:
-    """message RMTransitiveMessage 7 (line 212)."""
+    """message RMTransitiveMessage 7 (line 260)."""
 
     ID: ClassVar[int] = 7
     NAME: ClassVar[str] = "RMTransitiveMessage"
@@ -324,7 +327,7 @@ class RMTransitiveMessage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMTransitiveMessageFwd:
-    """message RMTransitiveMessageFwd 8 (line 219)."""
+    """message RMTransitiveMessageFwd 8 (line 267)."""
 
     ID: ClassVar[int] = 8
     NAME: ClassVar[str] = "RMTransitiveMessageFwd"
@@ -361,6 +364,35 @@ class RMTransitiveMessageFwd:
         )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RMPrivateMessage:
+    """message RMPrivateMessage 9 (line 274)."""
+
+    ID: ClassVar[int] = 9
+    NAME: ClassVar[str] = "RMPrivateMessage"
+    FSM: ClassVar[str] = "peerkx"
+    CHOICE: ClassVar[str] = "rMPrivateMessage"
+    TYPE: ClassVar[MessageType] = MessageType.ANYCAST
+    RATELIMIT: ClassVar[int] = 0
+    SECURITY: ClassVar[Security] = Security.TRUSTED
+    FIELDS: ClassVar[tuple[str, ...]] = ("message",)
+    AUTO: ClassVar[tuple[tuple[str, str], ...]] = ()
+    WIRE: ClassVar[tuple[Wire, ...]] = (
+        Wire("message", "message"),
+    )
+
+    message: str
+
+    @classmethod
+    def from_buffer(cls, buffer: PeerKXBuffer, auto: dict[str, object]) -> RMPrivateMessage:
+        """A.1.6.8: compute the auto fields into the I/O buffer, load the fields from it."""
+        if buffer.message is None:
+            raise missing("RMPrivateMessage", "message")
+        return cls(
+            message=buffer.message,
+        )
+
+
 @dataclass(slots=True)
 class PeerKXBuffer:
     """The I/O buffer (A.1.6.7): one slot per field name, shared by all messages."""
@@ -376,6 +408,7 @@ class PeerKXBuffer:
     cipherText: bytes | None = None
     box: bytes | None = None
     fromIdentity: bytes | None = None
+    message: str | None = None
 
     def __deepcopy__(self, memo: dict[int, object]) -> PeerKXBuffer:
         # Every slot holds an immutable value (bytes, int, str, bool, a frozen record or
@@ -392,6 +425,7 @@ class PeerKXBuffer:
             cipherText=self.cipherText,
             box=self.box,
             fromIdentity=self.fromIdentity,
+            message=self.message,
         )
 
 
@@ -403,6 +437,8 @@ class PeerKXBindings(Protocol):
     def hasPeer(self) -> bool: ...
     def mayRequestMediation(self) -> bool: ...
     def knowsTarget(self) -> bool: ...
+    def ratchetNeedsReset(self) -> bool: ...
+    def mayChat(self) -> bool: ...
     def knowsRecipient(self) -> bool: ...
     def requestedInvite(self) -> bool: ...
 
@@ -412,6 +448,9 @@ class PeerKXBindings(Protocol):
     def requestMediation(self) -> None: ...
     def askTargetForInvite(self) -> None: ...
     def createTransitiveInvite(self) -> None: ...
+    def resetChatRatchet(self) -> None: ...
+    def sendChat(self) -> None: ...
+    def receiveChat(self) -> None: ...
     def forwardTransitive(self) -> None: ...
     def acceptTransitiveInvite(self) -> None: ...
     def answerHalfKX(self) -> None: ...
@@ -421,6 +460,7 @@ class PeerKXBindings(Protocol):
     def peerResetRV(self) -> str: ...
     def mediatorRV(self) -> str: ...
     def targetRV(self) -> str: ...
+    def chatPeerRV(self) -> str: ...
     def recipientRV(self) -> str: ...
     def acceptorRV(self) -> str: ...
 
@@ -450,7 +490,7 @@ class PeerKX(Machine):
     # --- state InitState
 
     def InitState_Init(self) -> int | None:
-        """on Init (init, line 58)."""
+        """on Init (init, line 64)."""
         b = self.bindings
         if b.invitePending():
             return PEERKX_AWAITING_HALF_KX
@@ -459,7 +499,7 @@ class PeerKX(Machine):
     # --- state Ready
 
     def Ready_AcceptInvite(self) -> int | None:
-        """on AcceptInvite (external, line 69)."""
+        """on AcceptInvite (external, line 75)."""
         b = self.bindings
         if b.holdsInvite():
             b.acceptInvite()
@@ -468,7 +508,7 @@ class PeerKX(Machine):
         return None
 
     def Ready_ResetRatchet(self) -> int | None:
-        """on ResetRatchet (external, line 78)."""
+        """on ResetRatchet (external, line 84)."""
         b = self.bindings
         if b.hasPeer():
             b.createResetInvite()
@@ -477,14 +517,14 @@ class PeerKX(Machine):
         return None
 
     def Ready_OOBPublicIdentityInvite(self) -> int | None:
-        """on OOBPublicIdentityInvite (message, line 87)."""
+        """on OOBPublicIdentityInvite (message, line 93)."""
         b = self.bindings
         b.acceptResetInvite()
         self.send(RMOHalfKX, to=b.inviterRV())
         return PEERKX_AWAITING_FULL_KX
 
     def Ready_RequestMediateIdentity(self) -> int | None:
-        """on RequestMediateIdentity (external, line 94)."""
+        """on RequestMediateIdentity (external, line 100)."""
         b = self.bindings
         if b.mayRequestMediation():
             b.requestMediation()
@@ -493,7 +533,7 @@ class PeerKX(Machine):
         return None
 
     def Ready_RMMediateIdentity(self) -> int | None:
-        """on RMMediateIdentity (message, line 103)."""
+        """on RMMediateIdentity (message, line 109)."""
         b = self.bindings
         if b.knowsTarget():
             b.askTargetForInvite()
@@ -501,14 +541,32 @@ class PeerKX(Machine):
         return None
 
     def Ready_RMInvite(self) -> int | None:
-        """on RMInvite (message, line 111)."""
+        """on RMInvite (message, line 117)."""
         b = self.bindings
         b.createTransitiveInvite()
         self.send(RMTransitiveMessage, to=b.mediatorRV())
         return PEERKX_AWAITING_HALF_KX
 
+    def Ready_SendChat(self) -> int | None:
+        """on SendChat (external, line 128)."""
+        b = self.bindings
+        if b.ratchetNeedsReset():
+            b.resetChatRatchet()
+            self.send(OOBPublicIdentityInvite, to=b.peerResetRV())
+            return PEERKX_AWAITING_HALF_KX
+        if b.mayChat():
+            b.sendChat()
+            self.send(RMPrivateMessage, to=b.chatPeerRV())
+        return None
+
+    def Ready_RMPrivateMessage(self) -> int | None:
+        """on RMPrivateMessage (message, line 141)."""
+        b = self.bindings
+        b.receiveChat()
+        return None
+
     def Ready_RMTransitiveMessage(self) -> int | None:
-        """on RMTransitiveMessage (message, line 118)."""
+        """on RMTransitiveMessage (message, line 146)."""
         b = self.bindings
         if b.knowsRecipient():
             b.forwardTransitive()
@@ -517,8 +575,14 @@ class PeerKX(Machine):
 
     # --- state AwaitingTransitiveInvite
 
+    def AwaitingTransitiveInvite_RMPrivateMessage(self) -> int | None:
+        """on RMPrivateMessage (message, line 157)."""
+        b = self.bindings
+        b.receiveChat()
+        return None
+
     def AwaitingTransitiveInvite_RMTransitiveMessageFwd(self) -> int | None:
-        """on RMTransitiveMessageFwd (message, line 128)."""
+        """on RMTransitiveMessageFwd (message, line 161)."""
         b = self.bindings
         if b.requestedInvite():
             b.acceptTransitiveInvite()
@@ -528,15 +592,21 @@ class PeerKX(Machine):
 
     # --- state AwaitingHalfKX
 
+    def AwaitingHalfKX_RMPrivateMessage(self) -> int | None:
+        """on RMPrivateMessage (message, line 173)."""
+        b = self.bindings
+        b.receiveChat()
+        return None
+
     def AwaitingHalfKX_RMOHalfKX(self) -> int | None:
-        """on RMOHalfKX (message, line 139)."""
+        """on RMOHalfKX (message, line 177)."""
         b = self.bindings
         b.answerHalfKX()
         self.send(RMOFullKX, to=b.acceptorRV())
         return PEERKX_READY
 
     def AwaitingHalfKX_OOBPublicIdentityInvite(self) -> int | None:
-        """on OOBPublicIdentityInvite (message, line 147)."""
+        """on OOBPublicIdentityInvite (message, line 185)."""
         b = self.bindings
         b.acceptResetInvite()
         self.send(RMOHalfKX, to=b.inviterRV())
@@ -544,23 +614,35 @@ class PeerKX(Machine):
 
     # --- state Crossing
 
+    def Crossing_RMPrivateMessage(self) -> int | None:
+        """on RMPrivateMessage (message, line 197)."""
+        b = self.bindings
+        b.receiveChat()
+        return None
+
     def Crossing_RMOHalfKX(self) -> int | None:
-        """on RMOHalfKX (message, line 158)."""
+        """on RMOHalfKX (message, line 201)."""
         b = self.bindings
         b.answerHalfKX()
         self.send(RMOFullKX, to=b.acceptorRV())
         return PEERKX_AWAITING_FULL_KX
 
     def Crossing_RMOFullKX(self) -> int | None:
-        """on RMOFullKX (message, line 164)."""
+        """on RMOFullKX (message, line 207)."""
         b = self.bindings
         b.finishFullKX()
         return PEERKX_AWAITING_HALF_KX
 
     # --- state AwaitingFullKX
 
+    def AwaitingFullKX_RMPrivateMessage(self) -> int | None:
+        """on RMPrivateMessage (message, line 216)."""
+        b = self.bindings
+        b.receiveChat()
+        return None
+
     def AwaitingFullKX_RMOFullKX(self) -> int | None:
-        """on RMOFullKX (message, line 172)."""
+        """on RMOFullKX (message, line 220)."""
         b = self.bindings
         b.finishFullKX()
         return PEERKX_READY
@@ -581,6 +663,7 @@ class PeerKX(Machine):
         6: RMInvite,
         7: RMTransitiveMessage,
         8: RMTransitiveMessageFwd,
+        9: RMPrivateMessage,
     }
     HANDLERS: ClassVar = {
         PeerKXState.InitState: {
@@ -593,20 +676,26 @@ class PeerKX(Machine):
             PeerKXEvent.RequestMediateIdentity: Ready_RequestMediateIdentity,
             PeerKXEvent.RMMediateIdentity: Ready_RMMediateIdentity,
             PeerKXEvent.RMInvite: Ready_RMInvite,
+            PeerKXEvent.SendChat: Ready_SendChat,
+            PeerKXEvent.RMPrivateMessage: Ready_RMPrivateMessage,
             PeerKXEvent.RMTransitiveMessage: Ready_RMTransitiveMessage,
         },
         PeerKXState.AwaitingTransitiveInvite: {
+            PeerKXEvent.RMPrivateMessage: AwaitingTransitiveInvite_RMPrivateMessage,
             PeerKXEvent.RMTransitiveMessageFwd: AwaitingTransitiveInvite_RMTransitiveMessageFwd,
         },
         PeerKXState.AwaitingHalfKX: {
+            PeerKXEvent.RMPrivateMessage: AwaitingHalfKX_RMPrivateMessage,
             PeerKXEvent.RMOHalfKX: AwaitingHalfKX_RMOHalfKX,
             PeerKXEvent.OOBPublicIdentityInvite: AwaitingHalfKX_OOBPublicIdentityInvite,
         },
         PeerKXState.Crossing: {
+            PeerKXEvent.RMPrivateMessage: Crossing_RMPrivateMessage,
             PeerKXEvent.RMOHalfKX: Crossing_RMOHalfKX,
             PeerKXEvent.RMOFullKX: Crossing_RMOFullKX,
         },
         PeerKXState.AwaitingFullKX: {
+            PeerKXEvent.RMPrivateMessage: AwaitingFullKX_RMPrivateMessage,
             PeerKXEvent.RMOFullKX: AwaitingFullKX_RMOFullKX,
         },
         PeerKXState.End: {},

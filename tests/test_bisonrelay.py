@@ -22,6 +22,7 @@ from fsmc.build import load_scenario, machines
 from protocols.bisonrelay import PROTOCOL, kx
 from protocols.bisonrelay.device import BisonRelayDevice, Peer, seeds_match
 from protocols.bisonrelay.invariants import agreement
+from protocols.bisonrelay.ratchet import Ratchet
 from runtime.errors import RemoteError, ScenarioError, VerificationError
 from runtime.harness.explore import Explorer
 from runtime.harness.simulation import Scenario, Simulation
@@ -84,7 +85,7 @@ def test_both_ends_hold_one_ratchet_after_the_kx_and_a_new_one_after_a_reset() -
     pa, pb = da.peer(db.id), db.peer(da.id)
     assert pa is not None and pb is not None
     assert pa.their_reset_rendezvous == pb.my_reset_rendezvous and pb.their_reset_rendezvous == pa.my_reset_rendezvous
-    assert pa.send_rendezvous() == pb.recv_rendezvous() and pb.send_rendezvous() == pa.recv_rendezvous()
+    assert pa.send_rendezvous() == pb.recv_rendezvous()[0] and pb.send_rendezvous() == pa.recv_rendezvous()[0]
 
 
 def test_a_reset_of_a_ratchet_known_before_the_scenario_renews_it() -> None:
@@ -200,6 +201,18 @@ def _rv(device: BisonRelayDevice, step: str) -> bytes:
     return found[0]
 
 
+def _seal(sim: Any, device: BisonRelayDevice, rv: bytes, data: bytes) -> bytes:
+    """`data` as its sender would post it at `rv`: sealed to the receiver's key, or at a ratchet
+    RV encrypted by the sender's ratchet with the receiver (its state left as it was)."""
+    arrival = device._rendezvous()[rv]
+    if arrival.step != "ratchet":
+        return kx.seal(data, device.public.key, os.urandom)
+    sender = next(p.device for p in sim.parties.values() if p.device.id == arrival.peer)
+    entry = sender.peer(device.id)
+    assert entry is not None
+    return Ratchet.restore(entry.ratchet, random=os.urandom).encrypt(data)
+
+
 def _deliver(party: Party, data: bytes) -> Any:
     """Deliver `data`; the trace entry it made, with what changed (machine state, buffer,
     device record) checked to be nothing."""
@@ -221,16 +234,17 @@ def test_bad_input_for_every_message_is_dropped_and_changes_nothing(message: str
     rv = _rv(device, step)
     stranger = kx.new_identity("Stranger", "stranger", os.urandom)
     encoded = genuine(sim)
-    sealed = kx.seal(encoded, device.public.key, os.urandom)
+    sealed = _seal(sim, device, rv, encoded)
+    fails = "ratchet" if step == "ratchet" else "kx"  # a ratchet message that does not decrypt
     bad = {
         "random bytes": (os.urandom(len(sealed) + kx.RV_SIZE), "rendezvous"),
-        "random bytes at the RV": (rv + os.urandom(len(sealed)), "kx"),
-        "a blob under another key": (rv + kx.seal(encoded, stranger.public.key, os.urandom), "kx"),
-        "a valid blob of random plaintext": (rv + kx.seal(os.urandom(200), device.public.key, os.urandom), "decode"),
-        "a truncated blob": (rv + sealed[: len(sealed) - 40], "kx"),
-        "a blob cut inside the ciphertext": (rv + sealed[:500], "kx"),
-        "a blob with a flipped octet": (rv + sealed[:-1] + bytes([sealed[-1] ^ 1]), "kx"),
-        "a message of another step": (rv + kx.seal(other_step(sim), device.public.key, os.urandom), "refused"),
+        "random bytes at the RV": (rv + os.urandom(len(sealed)), fails),
+        "a blob under another key": (rv + kx.seal(encoded, stranger.public.key, os.urandom), fails),
+        "a valid blob of random plaintext": (rv + _seal(sim, device, rv, os.urandom(200)), "decode"),
+        "a truncated blob": (rv + sealed[: len(sealed) - 40], fails),
+        "a blob cut inside the ciphertext": (rv + sealed[:500] if step != "ratchet" else rv + sealed[:50], fails),
+        "a blob with a flipped octet": (rv + sealed[:-1] + bytes([sealed[-1] ^ 1]), fails),
+        "a message of another step": (rv + _seal(sim, device, rv, other_step(sim)), "refused"),
         "the message at another RV": (os.urandom(kx.RV_SIZE) + sealed, "rendezvous"),
         "no RV at all": (b"\x01" * 5, "envelope"),
     }
@@ -264,8 +278,8 @@ def test_messages_that_open_but_fail_the_kx_checks_are_refused() -> None:
     # A forwarded transitive invite whose box does not open.
     sim = _ready("mediated_autokx", 2)
     alice, device = sim.parties["alice"], _device(sim, "alice")
-    entry = _deliver(alice, _rv(device, "ratchet") + kx.seal(_relay(sim, "RMTransitiveMessageFwd", "bob"),
-                                                             device.public.key, os.urandom))
+    rv = _rv(device, "ratchet")
+    entry = _deliver(alice, rv + _seal(sim, device, rv, _relay(sim, "RMTransitiveMessageFwd", "bob")))
     assert entry.code == "refused" and "decapsulation" in entry.detail
 
 

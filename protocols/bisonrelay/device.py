@@ -55,6 +55,15 @@ from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from protocols.bisonrelay import kx
+from protocols.bisonrelay.ratchet import (
+    GO_ZERO_TIME_MS,
+    RESET_OLD_RATCHETS_INTERVAL,
+    Ratchet,
+    RatchetBusted,
+    RatchetError,
+    RatchetState,
+    _x25519,
+)
 from runtime.device import DeviceBase
 from runtime.errors import DecodeError, EnvelopeError
 from runtime.seeded import SeededRandom
@@ -84,11 +93,15 @@ _ZERO = bytes(kx.KEY_SIZE)
 
 # Where each message may arrive: the step of the KX an RV is for decides what it takes.
 RELAYED = ("RMMediateIdentity", "RMInvite", "RMTransitiveMessage", "RMTransitiveMessageFwd")
+CHAT = "RMPrivateMessage"
+# How far ahead on a receive chain a client listens (see the module: the relay keeps what is
+# posted at an RV until its subscriber comes; our network routes at post time).
+LISTEN_AHEAD = 4
 BELONGS = {
     "initial": ("RMOHalfKX",),  # the initial RV of our invite
     "step3": ("RMOFullKX",),  # the step-3 RV of the invite we accepted
     "reset": ("OOBPublicIdentityInvite",),  # our reset RV for a peer
-    "ratchet": RELAYED,  # a peer's ratchet's next RV
+    "ratchet": (*RELAYED, CHAT),  # a peer's ratchet's RVs
     "overheard": (),  # another's RV an attacker listens on
 }
 
@@ -106,9 +119,74 @@ def rv_address(rv: bytes) -> str:
     return "rv:" + rv.hex()[:16]
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16384)
 def _ratchet_rv(header_key: bytes, count: int) -> bytes:
     return kx.ratchet_rendezvous(header_key, count)
+
+
+@functools.lru_cache(maxsize=4096)
+def _send_rv(state: RatchetState) -> bytes:
+    return Ratchet.restore(state).send_rendezvous()
+
+
+@functools.lru_cache(maxsize=4096)
+def _recv_rvs(state: RatchetState) -> tuple[bytes, ...]:
+    """The RVs a client listens at for a peer's ratchet messages: `recv_rendezvous()` (the
+    next count of the receive chain, and the drain RV once there is one), each with the
+    LISTEN_AHEAD - 1 counts after it, and the first counts after 0 of the chain the peer's
+    next DH step starts (its header key is known ahead: nextRecvHeaderKey; its count 0 goes
+    to the old chain's RV)."""
+    current, drain = Ratchet.restore(state).recv_rendezvous()
+    key = state.next_recv_header_key if state.recv_header_key == _ZERO else state.recv_header_key
+    rvs = [current, *(_ratchet_rv(key, state.recv_count + i) for i in range(1, LISTEN_AHEAD))]
+    if drain is not None:
+        rvs += [drain, *(_ratchet_rv(state.prev_recv_header_key, state.prev_recv_count + i)
+                         for i in range(1, LISTEN_AHEAD))]
+    if state.recv_header_key != _ZERO:
+        rvs += [_ratchet_rv(state.next_recv_header_key, i) for i in range(1, LISTEN_AHEAD)]
+    return tuple(dict.fromkeys(rvs))
+
+
+def _encrypt(state: RatchetState, data: bytes, now: float, random: kx.Random) -> tuple[RatchetState, bytes | None]:
+    """Ratchet.encrypt of `data` from `state` at `now`: the new state and the message, or the
+    busted state and None (BR: encryptRM keeps the error and sends nothing)."""
+    ratchet = Ratchet.restore(state, random=random, clock=lambda: now)
+    try:
+        blob = ratchet.encrypt(data)
+    except RatchetBusted:
+        return ratchet.snapshot(), None
+    return ratchet.snapshot(), blob
+
+
+def _decrypt(state: RatchetState, blob: bytes, now: float) -> tuple[bytes, RatchetState]:
+    """Ratchet.decrypt of `blob` from `state` at `now`, kept: the plaintext and the new state
+    (RatchetError, and no change, when it does not decrypt)."""
+    def compute() -> tuple[bytes, RatchetState]:
+        ratchet = Ratchet.restore(state, clock=lambda: now)
+        return ratchet.decrypt(blob), ratchet.snapshot()
+
+    kept: tuple[bytes, RatchetState] = _kept(("decrypt", state, blob, now), compute)
+    return kept
+
+
+def _would_bust(state: RatchetState) -> bool:
+    """The next encrypt makes a DH step whose X25519 fails (the peer's key is of low order)."""
+    if not state.ratchet:
+        return False
+    try:
+        _x25519(bytes([9]) + bytes(31), state.recv_ratchet_public)
+    except RatchetError:
+        return True
+    return False
+
+
+def decrypts(state: RatchetState, blob: bytes) -> bool:
+    """Whether a ratchet in `state` decrypts `blob` (for the forward-secrecy invariant)."""
+    try:
+        _decrypt(state, blob, 0.0)
+    except RatchetError:
+        return False
+    return True
 
 
 # The explorer runs one computation in many worlds (a delivery that commutes with other
@@ -124,7 +202,7 @@ def _kept(key: Any, compute: Any) -> Any:
     if hit is None:
         try:
             hit = (compute(), None)
-        except (kx.KXError, DecodeError) as e:
+        except (kx.KXError, DecodeError, RatchetError) as e:
             hit = (None, e)
         if len(_MEMO) >= _MEMO_SIZE:
             _MEMO.clear()
@@ -159,21 +237,25 @@ class Peer:
     initial_rendezvous: bytes  # the KX's id
     my_reset_rendezvous: bytes  # we listen here for its reset invites
     their_reset_rendezvous: bytes  # we send ours here, sealed to public.key
-    sent: int = 0  # ratchet messages sent (the seam: the ratchet's sendCount)
-    received: int = 0  # ratchet messages received (recvCount)
+    # The ratchet's state (Ratchet.snapshot()): from the seed when the KX completes (None given).
+    ratchet: RatchetState = None  # type: ignore[assignment]
+    made: float = 0.0  # when the KX completed (device clock, seconds)
+
+    def __post_init__(self) -> None:
+        if self.ratchet is None:
+            object.__setattr__(self, "ratchet", Ratchet.from_seed(self.seed).snapshot())
 
     @property
     def identity(self) -> bytes:
         return self.public.identity
 
     def send_rendezvous(self) -> bytes:
-        s = self.seed
-        return _ratchet_rv(s.next_send_header_key if s.send_header_key == _ZERO else s.send_header_key, self.sent)
+        """Where our next message to the peer goes (read before the encrypt)."""
+        return _send_rv(self.ratchet)
 
-    def recv_rendezvous(self) -> bytes:
-        s = self.seed
-        key = s.next_recv_header_key if s.recv_header_key == _ZERO else s.recv_header_key
-        return _ratchet_rv(key, self.received)
+    def recv_rendezvous(self) -> tuple[bytes, ...]:
+        """Where we listen for the peer's messages (`_recv_rvs`)."""
+        return _recv_rvs(self.ratchet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +295,7 @@ class Outgoing:
     rv: bytes
     key: bytes  # the receiver's sntrup4591761 public key
     what: str  # initial, step3, reset, ratchet
+    peer: bytes | None = None  # for a ratchet message: whose ratchet encrypts it
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +306,8 @@ class Arrival:
     rv: bytes
     step: str  # a key of BELONGS
     peer: bytes | None = None
+    ratchet: RatchetState | None = None  # at a ratchet RV: the ratchet's state after the decrypt
+    blob: bytes = b""  # at a ratchet RV: the ratchet message
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +321,10 @@ class KXState:
     mediation: tuple[bytes, bytes] | None  # (mediator, target) we asked to be introduced to
     used_invites: frozenset[bytes]
     completed: tuple[Completion, ...]
+    chats_sent: tuple[tuple[bytes, str], ...] = ()  # (to, text), in order
+    chats_received: tuple[tuple[bytes, str], ...] = ()  # (from, text), in order
+    sealed: tuple[tuple[bytes, bytes], ...] = field(default=(), compare=False)  # (to, ratchet message) of chats
+    opened: tuple[tuple[bytes, bytes], ...] = field(default=(), compare=False)  # (from, ratchet message) of chats
     expired: tuple[str, ...] = field(default=(), compare=False)
     outgoing: Outgoing | None = field(default=None, compare=False)
     message: Any = field(default=None, compare=False)
@@ -280,6 +369,12 @@ class BisonRelayDevice(DeviceBase[KXState]):
     # Whether an inviter checks the identity in an RMOHalfKX (its id is the hash of its key,
     # its signature verifies). BR does not (handleStep2IDKX): README.md, finding 2.
     verifies_identities: bool = False
+    # A ratchet that received nothing for this long after it sent is reset when the user sends
+    # (BR: ResetAllOldRatchets, 30 days).
+    idle_interval: float = RESET_OLD_RATCHETS_INTERVAL
+    # The chat message the user sends next (parties.before_event sets them from the step).
+    chat_to: bytes | None = None
+    chat_text: str | None = None
     # identity -> party name, for people; and the ratchets held when the scenario starts (read-only:
     # a world's copies share them)
     names: Mapping[bytes, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -293,6 +388,10 @@ class BisonRelayDevice(DeviceBase[KXState]):
     mediation: tuple[bytes, bytes] | None = None
     used_invites: frozenset[bytes] = frozenset()
     completed: tuple[Completion, ...] = ()
+    chats_sent: tuple[tuple[bytes, str], ...] = ()
+    chats_received: tuple[tuple[bytes, str], ...] = ()
+    sealed: tuple[tuple[bytes, bytes], ...] = ()
+    opened: tuple[tuple[bytes, bytes], ...] = ()
     expired: tuple[str, ...] = ()
     outgoing: Outgoing | None = None
     message: Any = None
@@ -300,11 +399,14 @@ class BisonRelayDevice(DeviceBase[KXState]):
 
     def snapshot(self) -> KXState:
         return KXState(self.peers, self.inviting, self.accepting, self.mediation, self.used_invites,
-                       self.completed, self.expired, self.outgoing, self.message, self.arrival)
+                       self.completed, self.chats_sent, self.chats_received, self.sealed, self.opened,
+                       self.expired, self.outgoing, self.message, self.arrival)
 
     def restore(self, state: KXState) -> None:
         self.peers, self.inviting, self.accepting = state.peers, state.inviting, state.accepting
         self.mediation, self.used_invites, self.completed = state.mediation, state.used_invites, state.completed
+        self.chats_sent, self.chats_received = state.chats_sent, state.chats_received
+        self.sealed, self.opened = state.sealed, state.opened
         self.expired, self.outgoing = state.expired, state.outgoing
         self.message, self.arrival = state.message, state.arrival
 
@@ -397,8 +499,8 @@ class BisonRelayDevice(DeviceBase[KXState]):
             where[rv] = Arrival(rv, "overheard")
         for p in self.peers:
             where[p.my_reset_rendezvous] = Arrival(p.my_reset_rendezvous, "reset", p.identity)
-            rv = p.recv_rendezvous()
-            where[rv] = Arrival(rv, "ratchet", p.identity)
+            for rv in p.recv_rendezvous():
+                where[rv] = Arrival(rv, "ratchet", p.identity)
         if self.inviting is not None:
             rv = self.inviting.pending.initial_rendezvous
             where[rv] = Arrival(rv, "initial")
@@ -420,7 +522,23 @@ class BisonRelayDevice(DeviceBase[KXState]):
     def seal(self, message: Any, data: bytes, captured: Outgoing) -> bytes:
         """The RV, then kx.seal of our encoding to the receiver's key. BR's EncryptRMO seals
         zlib(JSON(RMOHeader) "\\n" JSON(message) "\\n") the same way; `data` is our UPER
-        encoding instead, and the RV in front stands for the relay's RouteMessage{Rendezvous}."""
+        encoding instead, and the RV in front stands for the relay's RouteMessage{Rendezvous}.
+        A message to a peer we hold a ratchet with is that ratchet's encryption of our encoding
+        instead (remoteuser.go encryptRM), posted at the send RV read before the encrypt; the
+        ratchet steps. If the encrypt busts the ratchet, the busted state is kept and what is
+        posted is the RV alone, which no one takes (BR sends nothing)."""
+        if captured.what == "ratchet":
+            peer = self.peer(captured.peer)
+            assert peer is not None
+            encrypted: tuple[RatchetState, bytes | None] = self._drawing(_encrypt, peer.ratchet, data, self.clock())
+            state, sealed = encrypted
+            self._replace_peer(peer.identity, lambda p: replace(p, ratchet=state))
+            if sealed is None:
+                self.expired = (*self.expired, f"ratchet with {self.who(peer.identity)} busted")
+                return captured.rv
+            if type(message).__name__ == CHAT:
+                self.sealed = (*self.sealed, (peer.identity, sealed))
+            return captured.rv + sealed
         blob: bytes = self._drawing(kx.seal, data, captured.key)
         return captured.rv + blob
 
@@ -433,6 +551,11 @@ class BisonRelayDevice(DeviceBase[KXState]):
         arrival = self._rendezvous().get(rv)
         if arrival is None:
             raise RendezvousError(f"not listening at RV {rv.hex()[:16]}")
+        if arrival.step == "ratchet":
+            peer = self.peer(arrival.peer)
+            assert peer is not None
+            plain, state = _decrypt(peer.ratchet, blob, self.clock())
+            return plain, replace(arrival, ratchet=state, blob=blob)
         return _open_blob(blob, self.identity.private_key), arrival
 
     def admit(self, message: Any, arrival: Arrival) -> str | None:
@@ -467,12 +590,14 @@ class BisonRelayDevice(DeviceBase[KXState]):
 
     def receiving(self, message: Any, arrival: Arrival | None) -> None:
         """What is taken is used up, whatever the fsm does with it: a message at a ratchet RV
-        moves the ratchet's count on (it would have used the message key up), and a reset
+        moves the ratchet on (the state its decrypt left: the message key is used up), and a reset
         invite is one we have seen (we take each once: one that comes while we are in a KX
         of our own is lost, BR would run both KXs; see README.md)."""
         self.message, self.arrival = message, arrival
         if arrival is not None and arrival.step == "ratchet":
-            self._replace_peer(arrival.peer, lambda p: replace(p, received=p.received + 1))
+            state = arrival.ratchet
+            assert state is not None
+            self._replace_peer(arrival.peer, lambda p: replace(p, ratchet=state))
         elif arrival is not None and arrival.step == "reset":
             self.used_invites = self.used_invites | {message.initialRendezvous}
 
@@ -494,11 +619,11 @@ class BisonRelayDevice(DeviceBase[KXState]):
         self.peers = tuple(change(p) if p.identity == identity else p for p in self.peers)
 
     def _ratchet_send(self, identity: bytes) -> None:
-        """The next ratchet message to `identity` (the seam): at its count's RV, sealed to its key."""
+        """The next ratchet message to `identity`: at the ratchet's send RV, read now, before
+        `seal` encrypts it (remoteuser.go encryptRM)."""
         peer = self.peer(identity)
         assert peer is not None
-        self.outgoing = Outgoing(peer.send_rendezvous(), peer.public.key, "ratchet")
-        self._replace_peer(identity, lambda p: replace(p, sent=p.sent + 1))
+        self.outgoing = Outgoing(peer.send_rendezvous(), peer.public.key, "ratchet", identity)
 
     def _fill_half_kx(self, half: kx.RMOHalfKX) -> None:
         b = self.machine.buffer
@@ -519,17 +644,19 @@ class BisonRelayDevice(DeviceBase[KXState]):
         """BR's kxCompleted and initRemoteUser: the user's ratchet is the new one (a reset
         replaces the old), its reset RVs are the new ones."""
         entry = Peer(done.peer, done.seed, done.initial_rendezvous, done.my_reset_rendezvous,
-                     done.their_reset_rendezvous)
+                     done.their_reset_rendezvous, made=self.clock())
         self.peers = (*(p for p in self.peers if p.identity != done.peer.identity), entry)
         self.completed = (*self.completed, Completion(how, role, done.peer.identity, expected, done.seed,
                                                             done.peer.key))
         self.machine.notify("kx completed", (how, role, self.who(done.peer.identity)))
 
-    def _reset_target(self) -> tuple[Outgoing, bytes] | None:
-        """Where ResetRatchet's invite goes, and the identity it is for."""
-        if self.forged_reset is not None:
+    def _reset_target(self, identity: bytes | None = None) -> tuple[Outgoing, bytes] | None:
+        """Where ResetRatchet's invite goes (or a reset of the ratchet with `identity`), and
+        the identity it is for."""
+        if self.forged_reset is not None and identity is None:
             return self.forged_reset, self.reset_with or b""
-        peer = self.peer(self.reset_with) if self.reset_with is not None else (self.peers[0] if self.peers else None)
+        with_ = identity if identity is not None else self.reset_with
+        peer = self.peer(with_) if with_ is not None else (self.peers[0] if self.peers else None)
         if peer is None:
             return None
         return Outgoing(peer.their_reset_rendezvous, peer.public.key, "reset"), peer.identity
@@ -557,6 +684,25 @@ class BisonRelayDevice(DeviceBase[KXState]):
 
     def knowsRecipient(self) -> bool:
         return self.peer(self.message.forIdentity) is not None
+
+    def mayChat(self) -> bool:
+        """The user's chat message is for a peer we hold a ratchet with."""
+        return self.chat_text is not None and self.peer(self.chat_to) is not None
+
+    def ratchetNeedsReset(self) -> bool:
+        """The ratchet with the chat's peer is busted (an encrypt failed: BR's rError), its next
+        encrypt would bust it (a DH step against a low-order key), or it is idle: nothing
+        decrypted for `idle_interval`, nor the ratchet made in it, though we sent (Ratchet.idle;
+        BR's ResetAllOldRatchets resets a ratchet that never decrypted at once, since its
+        last decryption is Go's zero time: a new one would be idle here)."""
+        peer = self.peer(self.chat_to)
+        if peer is None or self.chat_text is None:
+            return False
+        ratchet = Ratchet.restore(peer.ratchet, clock=self.clock)
+        if ratchet.busted is not None or _would_bust(peer.ratchet):
+            return True
+        return (peer.ratchet.last_encrypt_time != GO_ZERO_TIME_MS and ratchet.idle(self.idle_interval)
+                and self.clock() - peer.made >= self.idle_interval)
 
     def requestedInvite(self) -> bool:
         """BR handleTransitiveIDInvite: we asked this mediator for this user."""
@@ -601,6 +747,32 @@ class BisonRelayDevice(DeviceBase[KXState]):
         b.public = self._wire_identity(invite.public)
         b.initialRendezvous, b.resetRendezvous = invite.initial_rendezvous, invite.reset_rendezvous
         self.outgoing = outgoing
+
+    def resetChatRatchet(self) -> None:
+        """The reset of the chat peer's ratchet (client/kx.go requestReset), as ResetRatchet's."""
+        target = self._reset_target(self.chat_to)
+        assert target is not None
+        outgoing, identity = target
+        pending, invite = self._drawing(kx.create_invite, self.public)
+        self.inviting = Inviting(pending, RESET, identity)
+        b = self.machine.buffer
+        b.public = self._wire_identity(invite.public)
+        b.initialRendezvous, b.resetRendezvous = invite.initial_rendezvous, invite.reset_rendezvous
+        self.outgoing = outgoing
+        self.machine.notify("ratchet reset", (self.who(identity),))
+
+    def sendChat(self) -> None:
+        """client.PM: RMPrivateMessage{message} over the ratchet with the chat's peer."""
+        assert self.chat_to is not None and self.chat_text is not None
+        self.machine.buffer.message = self.chat_text
+        self.chats_sent = (*self.chats_sent, (self.chat_to, self.chat_text))
+        self._ratchet_send(self.chat_to)
+
+    def receiveChat(self) -> None:
+        """handlePM: the message, recorded in order (and the ratchet message it came in)."""
+        assert self.arrival is not None and self.arrival.peer is not None
+        self.chats_received = (*self.chats_received, (self.arrival.peer, self.message.message))
+        self.opened = (*self.opened, (self.arrival.peer, self.arrival.blob))
 
     def acceptResetInvite(self) -> None:
         """client/kx.go handleReset (admit checked the identity): accept it as any invite."""
@@ -693,6 +865,9 @@ class BisonRelayDevice(DeviceBase[KXState]):
         return self._to("ratchet")
 
     def recipientRV(self) -> str:
+        return self._to("ratchet")
+
+    def chatPeerRV(self) -> str:
         return self._to("ratchet")
 
 

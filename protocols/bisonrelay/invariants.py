@@ -11,6 +11,15 @@ docs/exploration.md). Parties marked `attacker` are not honest: these judge the 
   inviter completed with it (the inviter completes first: it answers with RMOFullKX).
 - `secrecy` (safety): no attacker holds a ratchet (its root key) that an honest party
   holds or held with an honest peer.
+- `delivery` (safety): every chat message an honest party received from an honest one was
+  sent by it to that party, and is received at most as many times as it was sent: the
+  ratchet decrypts each message once, to its plaintext (the receiver's record is the
+  decrypted text; a replayed or altered message is dropped by the ratchet).
+- `forward_secrecy` (safety): the ratchet an honest party holds now decrypts none of the
+  chat messages it received (Ratchet.restore(snapshot).decrypt fails on each): a state
+  that leaks later does not give the past away. Each message key is used up when its
+  message is decrypted, and a DH step replaces the chain (the stronger claim BR makes,
+  after both sides sent after receiving, follows: those messages are among these).
 - `agreement` (quiescent): when nothing is in flight and no timer is pending, on a run
   without faults or timeouts, two honest parties either both hold a ratchet with the
   other, and the two match (device.seeds_match: one's send keys are the other's receive
@@ -27,15 +36,16 @@ is taken once, `used_invites`), and of the ratchet's RVs (one per message count)
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
-from protocols.bisonrelay.device import ACCEPTOR, BisonRelayDevice, seeds_match
+from protocols.bisonrelay.device import ACCEPTOR, BisonRelayDevice, decrypts, seeds_match
 from runtime.manifest import Invariants
 
 if TYPE_CHECKING:
     from runtime.harness.explore import World
 
-__all__ = ["INVARIANTS", "agreement", "authentication", "observed", "secrecy"]
+__all__ = ["INVARIANTS", "agreement", "authentication", "delivery", "forward_secrecy", "observed", "secrecy"]
 
 
 def device(world: World, name: str) -> BisonRelayDevice:
@@ -43,9 +53,11 @@ def device(world: World, name: str) -> BisonRelayDevice:
 
 
 def observed(p: Any) -> tuple[Any, ...]:
-    """What the safety invariants read of a party: its completed KXs and the ratchets it holds."""
+    """What the safety invariants read of a party: its completed KXs, the ratchets it holds
+    (seeds and states) and its chat messages."""
     d = p.device
-    return d.completed, tuple((x.identity, x.seed.root_key) for x in d.peers)
+    return (d.completed, tuple((x.identity, x.seed.root_key, x.ratchet) for x in d.peers), d.chats_sent,
+            d.chats_received, len(d.opened))
 
 
 def _honest(world: World) -> dict[bytes, BisonRelayDevice]:
@@ -87,6 +99,29 @@ def secrecy(world: World) -> str | None:
     return None
 
 
+def delivery(world: World) -> str | None:
+    honest = _honest(world)
+    for d in honest.values():
+        got = Counter(d.chats_received)
+        for (sender, text), n in got.items():
+            other = honest.get(sender)
+            if other is None:
+                continue
+            sent = sum(1 for to, t in other.chats_sent if to == d.id and t == text)
+            if n > sent:
+                return f"{d.name} received {text!r} from {other.name} {n} times, sent {sent}"
+    return None
+
+
+def forward_secrecy(world: World) -> str | None:
+    for d in _honest(world).values():
+        for sender, blob in d.opened:
+            p = d.peer(sender)
+            if p is not None and decrypts(p.ratchet, blob):
+                return f"{d.name}'s ratchet with {d.who(sender)} still decrypts a message it received"
+    return None
+
+
 def agreement(world: World) -> str | None:
     if world.faults or world.timeouts_fired:
         return None  # progress is only promised on a run without faults or timeouts
@@ -103,5 +138,5 @@ def agreement(world: World) -> str | None:
     return None
 
 
-INVARIANTS = Invariants(safety=(authentication, secrecy), quiescent=(agreement,), observed=observed,
-                        replays_change_nothing=True)
+INVARIANTS = Invariants(safety=(authentication, secrecy, delivery, forward_secrecy), quiescent=(agreement,),
+                        observed=observed, replays_change_nothing=True)

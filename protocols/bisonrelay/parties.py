@@ -51,14 +51,20 @@ and the ratchet's RVs. That is the precondition of a reset and of an auto-KX: th
 must know both members, the requester must know the mediator and not the target.
 
 Steps: `event = "AcceptInvite"` on a party holding an invite; `"ResetRatchet"` on a party
-holding a ratchet; `"RequestMediateIdentity"` on a party with a mediator and a target.
+holding a ratchet; `"RequestMediateIdentity"` on a party with a mediator and a target;
+`{ party = "alice", event = "SendChat", to = "bob", text = "hi" }` sends a chat message over
+the ratchet with bob (`before_event`). Without `to` (the explorer's steps have none) it goes
+to the first peer the party holds a ratchet with; without `text`, the text is the party's
+name and the number of the message it sends ("alice 1", "alice 2", ...).
 
 Expectations (`check`), by party name: `completed = { bob = ["alice"] }` (the KXs each
 party completed in the run, in order), `peers = { bob = ["alice", "carol"] }` (whom it
 holds a ratchet with now), `matching = [["alice", "bob"]]` (both hold a ratchet with the
 other, and the two are one: kx seeds that fit, device.seeds_match), `reseeded =
 [["alice", "bob"]]` (matching, and neither holds the ratchet it held before with the other),
-`dropped = { alice = ["rendezvous"] }` (the codes of the messages it dropped).
+`dropped = { alice = ["rendezvous"] }` (the codes of the messages it dropped), `received =
+{ bob = ["hi", "how are you"] }` (the chat messages it decrypted, in order), `chatted = {
+alice = ["hi"] }` (those it sent, in order).
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ from protocols.bisonrelay.device import MANUAL, BisonRelayDevice, Inviting, Outg
 from runtime.errors import ScenarioError
 from runtime.seeded import SeededRandom
 
-__all__ = ["EXPECTATIONS", "check", "make_devices"]
+__all__ = ["EXPECTATIONS", "before_event", "check", "make_devices"]
 
 KEYS = {"name", "fsm", "transports", "invite_from", "knows", "mediator", "target", "reset_with", "attacker",
         "listens_on", "impersonates", "copies_identity", "claims_identity_of", "verifies_identities"}
@@ -191,8 +197,26 @@ def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str,
     return devices
 
 
+def before_event(device: BisonRelayDevice, event: str, step: dict[str, Any] | None = None) -> None:
+    """SendChat: whom the user writes to and what (the step's `to` and `text`, else the first
+    peer and a numbered text); the fsm decides whether it goes out or resets the ratchet."""
+    if event != "SendChat":
+        return
+    step = step or {}
+    to = step.get("to")
+    if to is not None:
+        ids = {name: identity for identity, name in device.names.items()}
+        if to not in ids:
+            raise ScenarioError(f"party {device.name}: SendChat to {to!r}, no party of the scenario")
+        device.chat_to = ids[to]
+    else:
+        device.chat_to = device.peers[0].identity if device.peers else None
+    text = step.get("text")
+    device.chat_text = str(text) if text is not None else f"{device.name} {len(device.chats_sent) + 1}"
+
+
 # The [expect] keys `check` reads.
-EXPECTATIONS = ("completed", "peers", "matching", "reseeded", "dropped")
+EXPECTATIONS = ("completed", "peers", "matching", "reseeded", "dropped", "received", "chatted")
 
 
 def _device(parties: dict[str, Any], name: str) -> BisonRelayDevice:
@@ -205,11 +229,13 @@ def check(expect: dict[str, Any], parties: dict[str, Any]) -> list[str]:
     views: dict[str, Callable[[BisonRelayDevice], list[str]]] = {
         "completed": lambda d: [d.who(c.peer) for c in d.completed],
         "peers": lambda d: sorted(d.who(p.identity) for p in d.peers),
+        "received": lambda d: [text for _, text in d.chats_received],
+        "chatted": lambda d: [text for _, text in d.chats_sent],
     }
     for key, view in views.items():
         for name, wanted in expect.get(key, {}).items():
             got = view(_device(parties, name))
-            if got != (wanted if key == "completed" else sorted(wanted)):
+            if got != (sorted(wanted) if key == "peers" else wanted):
                 failures.append(f"{name}: {key} {got}, expected {wanted}")
     for key in ("matching", "reseeded"):
         for a, b in expect.get(key, []):
