@@ -37,6 +37,9 @@ def main() -> int:
     step("simulate: Alice's BisonRelay invite, accepted: RMOHalfKX and RMOFullKX over rendezvous points, sealed "
          "with sntrup4591761", "simulate", "protocols/bisonrelay/scenarios/accepted_invite.toml",
          "--msc", "out/bisonrelay_accepted_invite.svg")
+    step("simulate: a BisonRelay conversation over the ratchet the KX set up, each message at its own "
+         "rendezvous point", "simulate", "protocols/bisonrelay/scenarios/chat_conversation.toml",
+         "--msc", "out/bisonrelay_chat_conversation.svg")
     step("explore: every interleaving and user answer of forming a group, against KeySync's invariants",
          "explore", "protocols/keysync/scenarios/form_group.toml")
     step("explore: a stranger listens on Bob's rendezvous point and replays what it hears; Berty's invariants",
@@ -45,7 +48,8 @@ def main() -> int:
     for svg in sorted((ROOT / "diagrams").glob("*/*.svg")):
         print(f"  {svg.relative_to(ROOT)}")
     print("Sequence charts of the simulations:\n  out/keysync_form_group.svg\n  out/gka_sequence5.svg\n"
-          "  out/berty_contact_accepted.svg\n  out/bisonrelay_accepted_invite.svg")
+          "  out/berty_contact_accepted.svg\n  out/bisonrelay_accepted_invite.svg\n"
+          "  out/bisonrelay_chat_conversation.svg")
     return 0
 
 
