@@ -1,0 +1,123 @@
+"""Status invariants, for the explorer (docs/exploration.md).
+
+- `chats_decrypt_once` (safety): every chat an installation decrypted was sent, by the
+  installation it came from, to it, with that plaintext; and none is decrypted twice.
+- `unapproved_receive_nothing` (safety): an installation encrypts its identity's
+  conversations only to its own installations its user approved.
+- `every_chat_arrives` (quiescent, without faults): every chat reached every installation
+  it was encrypted to (but a scenario's lost phone, `lost_at`).
+- `sessions_converge` (quiescent, without faults): two installations holding usable
+  sessions with each other hold the same one (spec 3.2: concurrent sessions converge),
+  unless one rotated its prekey and the other has not seen the new bundle yet.
+- `forward_secrecy` (quiescent): an installation's current session cannot decrypt the
+  messages it decrypted before (their keys are gone).
+
+Replays change nothing (`replays_change_nothing`): a DirectMessage entry decrypts once
+(the message key is deleted at once: ratchet.py's confirm=True), a bundle no newer than
+the last taken from its installation is ignored. Except BundleAdvert (`replayable`): it is
+nothing but a signed, public bundle; replayed to an installation that never had it, it
+teaches a genuine bundle, which bundles are for (spec 2.2: they travel over any channel).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from protocols.status.device import StatusDevice, _decrypts
+from runtime.manifest import Invariants
+
+if TYPE_CHECKING:
+    from runtime.harness.explore import World
+
+__all__ = ["INVARIANTS", "observed"]
+
+
+def _devices(world: World) -> dict[str, StatusDevice]:
+    return {n: cast(StatusDevice, p.device) for n, p in world.parties.items()}
+
+
+def observed(p: Any) -> tuple[Any, ...]:
+    d = p.device
+    return d.sent, d.received, d.own_installations(True)
+
+
+def chats_decrypt_once(world: World) -> str | None:
+    devices = _devices(world)
+    by_key = {(d.identity, d.installation_id): d for d in devices.values()}
+    for name, d in devices.items():
+        if len(set(d.received)) != len(d.received):
+            return f"{name} decrypted a chat twice"
+        for identity, iid, plaintext in d.received:
+            sender = by_key.get((identity, iid))
+            if sender is None or not any(s.plaintext == plaintext and (d.identity, d.installation_id) in s.recipients
+                                         for s in sender.sent):
+                return f"{name} decrypted {plaintext!r}, which {iid} never sent to it"
+    return None
+
+
+def unapproved_receive_nothing(world: World) -> str | None:
+    for name, d in _devices(world).items():
+        approved = {i.installation_id for i in d.own_installations(True)}
+        for s in d.sent:
+            for identity, iid in s.recipients:
+                if identity == d.identity and iid not in approved:
+                    return f"{name} encrypted a chat to {iid}, an installation its user did not approve"
+    return None
+
+
+def every_chat_arrives(world: World) -> str | None:
+    if world.faults or world.timeouts_fired:
+        return None
+    devices = _devices(world)
+    by_key = {(d.identity, d.installation_id): (n, d) for n, d in devices.items()}
+    for name, d in devices.items():
+        for s in d.sent:
+            for key in s.recipients:
+                if key not in by_key:
+                    continue
+                rname, r = by_key[key]
+                if r.lost():
+                    continue  # the scenario's lost phone: nothing reaches it, by design
+                if (d.identity, d.installation_id, s.plaintext) not in r.received:
+                    return f"{rname} never decrypted {s.plaintext!r} from {name}"
+    return None
+
+
+def _rotation_unannounced(a: StatusDevice, b: StatusDevice) -> bool:
+    """Whether `a` rotated its signed prekey and `b` has not yet taken a bundle with it: `a`
+    expired the sessions `b` made from the old one, `b` still uses one until a bundle tells."""
+    known = next((i for i in b.installations if (i.identity, i.installation_id)
+                  == (a.identity, a.installation_id)), None)
+    return known is not None and known.version < a.current_prekey().version
+
+
+def sessions_converge(world: World) -> str | None:
+    if world.faults or world.timeouts_fired:
+        return None
+    devices = list(_devices(world).items())
+    for an, a in devices:
+        for bn, b in devices:
+            if an >= bn:
+                continue
+            if _rotation_unannounced(a, b) or _rotation_unannounced(b, a):
+                continue
+            sa = a.active_session(b.identity, b.installation_id)
+            sb = b.active_session(a.identity, a.installation_id)
+            if sa is not None and sb is not None and sa.sk != sb.sk:
+                return f"{an} and {bn} use different sessions with each other"
+    return None
+
+
+def forward_secrecy(world: World) -> str | None:
+    for name, d in _devices(world).items():
+        for identity, iid, bundle_id, message in d.history:
+            s = next((s for s in d.sessions if (s.identity, s.installation_id, s.bundle_id)
+                      == (identity, iid, bundle_id)), None)
+            if s is not None and _decrypts(s.state, message):
+                return f"{name}'s current session with {iid} still decrypts message {message.n} it read before"
+    return None
+
+
+INVARIANTS = Invariants(safety=(chats_decrypt_once, unapproved_receive_nothing),
+                        quiescent=(every_chat_arrives, sessions_converge, forward_secrecy),
+                        observed=observed, replays_change_nothing=True, replayable=("BundleAdvert",))
