@@ -37,6 +37,9 @@ def main() -> int:
     step("simulate: Alice's BisonRelay invite, accepted: RMOHalfKX and RMOFullKX over rendezvous points, sealed "
          "with sntrup4591761", "simulate", "protocols/bisonrelay/scenarios/accepted_invite.toml",
          "--msc", "out/bisonrelay_accepted_invite.svg")
+    step("simulate: a Status conversation with a paired device: X3DH from a bundle, the Double Ratchet, every "
+         "message fanned out pairwise to every approved installation", "simulate",
+         "protocols/status/scenarios/paired_device.toml", "--msc", "out/status_paired_device.svg")
     step("simulate: a BisonRelay conversation over the ratchet the KX set up, each message at its own "
          "rendezvous point", "simulate", "protocols/bisonrelay/scenarios/chat_conversation.toml",
          "--msc", "out/bisonrelay_chat_conversation.svg")
@@ -49,7 +52,7 @@ def main() -> int:
         print(f"  {svg.relative_to(ROOT)}")
     print("Sequence charts of the simulations:\n  out/keysync_form_group.svg\n  out/gka_sequence5.svg\n"
           "  out/berty_contact_accepted.svg\n  out/bisonrelay_accepted_invite.svg\n"
-          "  out/bisonrelay_chat_conversation.svg")
+          "  out/bisonrelay_chat_conversation.svg\n  out/status_paired_device.svg")
     return 0
 
 
