@@ -46,6 +46,27 @@ only the parties of its own fsm, so it holds trivially in a world of the other's
 Linking messages replayed change nothing (`replays_change_nothing`, no exemption): the
 invitation's token is spent by the request it takes, a challenge and a PIN are answered
 once, and a new device takes one box.
+
+Multi-member groups (the fsm MultiMemberGroup; protocols/berty/group_device.py). Parties
+marked `attacker` (outsiders without the group secret) are not honest.
+
+- `opened_as_sent` (safety): every message an honest device opened was sent by an honest
+  device of the group, with that counter and that plaintext, and it opened it once.
+- `forward_secrecy` (safety): an honest device opens a message only if its sender had boxed
+  its chain key to the device's member before sending it; so a late member never opens a
+  message sent before its Member Entry (which its sender must have indexed first).
+- `outsiders_stay_out` (safety): no honest device indexes an outsider's device, holds its
+  chain or opens its messages, and no outsider holds a chain or opens a message.
+- `delivered_are_opened` (quiescent): on an undisturbed run (no fault, no loss in the
+  scenario's [faults]), once nothing is in flight,
+  every honest device has opened, exactly once, every message sent after its sender had
+  boxed its chain key to the device's member; and every honest device that announced
+  itself holds the chain of every other.
+
+Group entries and messages replayed change nothing (no exemption): a Member Entry, Init
+Member Entry or Secret Entry indexes nothing it did not (a device keeps its member, a chain
+is registered once), a message's key is spent by its first opening, and a held message is
+held once.
 """
 
 from __future__ import annotations
@@ -54,6 +75,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from protocols.berty import crypto
 from protocols.berty.device import REQUESTER, RESPONDER, BertyDevice
+from protocols.berty.group_device import GroupMemberDevice
 from protocols.berty.linking import FINGERPRINT, PIN, QR_CODE, LinkingDevice
 from runtime.manifest import Invariants
 
@@ -74,6 +96,9 @@ def observed(p: Any) -> tuple[Any, ...]:
     d = p.device
     if isinstance(d, LinkingDevice):
         return d.verified, d.refused, d.handed, d.account
+    if isinstance(d, GroupMemberDevice):
+        state = d.state
+        return d.read, d.sent, state.devices, tuple(k for k, _ in state.chains), state.secrets_sent, d.announced
     ab = d.handshake.ab if d.handshake is not None else None
     return d.sent, d.requests, d.contacts, d.blocked, d.sessions, ab
 
@@ -248,7 +273,81 @@ def linking_ends(world: World) -> str | None:
     return None
 
 
+# --- multi-member groups
+
+
+def _grouped(world: World) -> dict[str, GroupMemberDevice]:
+    """The parties that run a multi-member group."""
+    return {n: p.device for n, p in world.parties.items() if isinstance(p.device, GroupMemberDevice)}
+
+
+def _members(world: World) -> dict[str, GroupMemberDevice]:
+    return {n: d for n, d in _grouped(world).items() if not d.attacker}
+
+
+def opened_as_sent(world: World) -> str | None:
+    members = _members(world)
+    senders = {d.device_pk: (n, {(s.counter, s.plaintext) for s in d.sent}) for n, d in members.items()}
+    for name, d in members.items():
+        if len(set(d.read)) != len(d.read):
+            return f"{name} opened a message twice"
+        for device_pk, counter, plaintext in d.read:
+            sender = senders.get(device_pk)
+            if sender is None:
+                return f"{name} opened a message from a device no member holds"
+            if (counter, plaintext) not in sender[1]:
+                return f"{name} opened message {counter} of {sender[0]} as a text {sender[0]} did not send"
+    return None
+
+
+def forward_secrecy(world: World) -> str | None:
+    members = _members(world)
+    served = {d.device_pk: (n, {s.counter: s.served for s in d.sent}) for n, d in members.items()}
+    for name, d in members.items():
+        for device_pk, counter, _ in d.read:
+            sender, sent = served.get(device_pk, ("?", {}))
+            if d.member_pk not in sent.get(counter, ()):
+                return (f"{name} opened message {counter} of {sender}, sent before {sender} gave {name} its chain "
+                        f"key")
+    return None
+
+
+def outsiders_stay_out(world: World) -> str | None:
+    grouped = _grouped(world)
+    outsiders = {d.device_pk: n for n, d in grouped.items() if d.attacker}
+    for name, d in grouped.items():
+        if d.attacker:
+            if d.state.chains or d.read:
+                return f"outsider {name} holds a member's chain key or opened a message"
+            continue
+        state = d.state
+        for device_pk in [k for k, _ in state.devices] + [k for k, _ in state.chains] + [k for k, _, _ in d.read]:
+            if device_pk in outsiders:
+                return f"{name} took an entry or a message of outsider {outsiders[device_pk]}"
+    return None
+
+
+def delivered_are_opened(world: World) -> str | None:
+    # A scenario's [faults] still act while it is explored, and the explorer does not count
+    # what they lose: a lossy network, like a fault, excuses progress.
+    if world.faults or world.timeouts_fired or world.disturbed or world.sim.network.faults.loss:
+        return None
+    members = _members(world)
+    for name, d in members.items():
+        opened = {(k, c) for k, c, _ in d.read}
+        for sender, s in members.items():
+            if s is d:
+                continue
+            for sent in s.sent:
+                if d.member_pk in sent.served and (s.device_pk, sent.counter) not in opened:
+                    return f"{name} never opened message {sent.counter} of {sender}, who had given it its chain key"
+            if d.announced and s.announced and d.state.chain_of(s.device_pk) is None:
+                return f"{name} never got the chain key of {sender}, both members"
+    return None
+
+
 INVARIANTS = Invariants(safety=(authentication, secrecy, blocked_stay_out, secrets_only_after_challenge,
-                                challenges_are_the_users, held_only_if_handed, attackers_stay_out),
-                        quiescent=(agreement,), terminal=(linking_ends,),
+                                challenges_are_the_users, held_only_if_handed, attackers_stay_out,
+                                opened_as_sent, forward_secrecy, outsiders_stay_out),
+                        quiescent=(agreement, delivered_are_opened), terminal=(linking_ends,),
                         observed=observed, replays_change_nothing=True, replayable=("RequesterHello",))

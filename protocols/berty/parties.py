@@ -62,6 +62,33 @@ device. Expectations: `linked = { a = ["b"] }` (the devices whose ID the inviter
 the account's secrets to), `refused = { a = ["mallory"] }` (whose challenge failed),
 `holds_account = ["b"]` (exactly the new devices that hold an account's secrets; the
 generic `same_keys = [["a", "b"]]` compares the secrets held).
+
+Multi-member groups (the fsm MultiMemberGroup, protocols/berty/group_device.py): a party
+runs it with `fsm = "MultiMemberGroup"` (a party with any of the keys below, or named by
+an `invited_to` or `injects_into`, is a group party too, and must not run another fsm):
+
+    [[party]]
+    name = "alice"
+    creates = true             # draws a new group (the group id key, the secret, its sig)
+
+    [[party]]
+    name = "bob"
+    invited_to = "alice"       # holds alice's group's invitation: its id, secret and sig
+
+    [[party]]
+    name = "mallory"
+    attacker = true
+    injects_into = "alice"     # knows the group id, not the secret: writes under its own
+
+Each device's alias key (its member key in the group is derived from it) and its device
+key for the group are drawn from the scenario's seed; every group party replicates both
+logs from the start. Steps: `event = "Join"` (the device announces itself; on the creator,
+it publishes the group first), `event = "SendGroupMessage"` with `text = "..."` (default
+`<name> #<counter>`). Expectations: `reads = { bob = ["hello"] }` (the texts each device
+opened, sorted), `members = { bob = ["alice", "bob"] }` (the members it indexed),
+`holds_chains_of = { bob = ["alice"] }` (the devices whose chain key it holds),
+`unreadable = { carol = 1 }` (how many messages it held and found sent before the chain
+key it was given).
 """
 
 from __future__ import annotations
@@ -73,11 +100,22 @@ from typing import Any
 from protocols.berty import crypto
 from protocols.berty.crypto import Ed25519KeyPair
 from protocols.berty.device import BertyDevice, Contact
+from protocols.berty.group_device import GROUP, GroupMemberDevice, log_addresses
+from protocols.berty.groups import (
+    Group,
+    GroupState,
+    MemberDevice,
+    join,
+    multi_member_key,
+    new_device_chain_key,
+    new_device_key,
+    new_multi_member_group,
+)
 from protocols.berty.linking import PIN_DIGITS, Account, Invitation, LinkingDevice, draw_pin
 from runtime.errors import ScenarioError
 from runtime.seeded import SeededRandom
 
-__all__ = ["EXPECTATIONS", "LINKING", "check", "make_devices", "names_of"]
+__all__ = ["EXPECTATIONS", "GROUP", "LINKING", "before_event", "check", "make_devices", "names_of"]
 
 KEYS = {"name", "fsm", "responds", "knows", "attacker", "listens_on", "blocks"}
 LINKING = "DeviceLinking"  # the fsm of device linking
@@ -86,19 +124,26 @@ LINK_KEYS = {"name", "fsm", "attacker", "camera", "fingerprint", "scans", "link_
 _LINK_ONLY = LINK_KEYS - {"name", "fsm", "attacker"}
 _INVITER_KEYS = {"camera", "fingerprint", "scans"}
 _JOINER_KEYS = {"link_to", "types_pin_of", "types_wrong_pin", "requests_as"}
+GROUP_KEYS = {"name", "fsm", "creates", "invited_to", "attacker", "injects_into"}
+_GROUP_ONLY = {"creates", "invited_to", "injects_into"}
 
 
-def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str, BertyDevice | LinkingDevice]:
+def make_devices(parties: list[dict[str, Any]],
+                 rng: random.Random) -> dict[str, BertyDevice | LinkingDevice | GroupMemberDevice]:
     linking = _linking_parties(parties)
-    devices: dict[str, BertyDevice | LinkingDevice] = {}
+    grouped = _group_parties(parties, linking)
+    devices: dict[str, BertyDevice | LinkingDevice | GroupMemberDevice] = {}
     contact_specs: list[dict[str, Any]] = []
     link_specs: list[dict[str, Any]] = []
+    group_specs: list[dict[str, Any]] = []
     own: dict[str, SeededRandom] = {}
     for spec in parties:  # one random source per party, in the order of the tables
         own[spec["name"]] = SeededRandom(rng.getrandbits(64))
-        (link_specs if spec["name"] in linking else contact_specs).append(spec)
+        name = spec["name"]
+        (link_specs if name in linking else group_specs if name in grouped else contact_specs).append(spec)
     devices.update(_contact_devices(contact_specs, [spec["name"] for spec in parties], own))
     devices.update(_linking_devices(link_specs, linking, own))
+    devices.update(_group_devices(group_specs, grouped, own))
     return {spec["name"]: devices[spec["name"]] for spec in parties}
 
 
@@ -230,16 +275,94 @@ def _scanned(spec: dict[str, Any], parties: list[dict[str, Any]], devices: dict[
     return devices[honest[0]]
 
 
+def _group_parties(parties: list[dict[str, Any]], linking: set[str]) -> set[str]:
+    """The parties that run a multi-member group: `fsm = "MultiMemberGroup"`, a group key,
+    or named by an `invited_to` or `injects_into`."""
+    grouped = {spec["name"] for spec in parties if spec.get("fsm") == GROUP or set(spec) & _GROUP_ONLY}
+    grouped |= {spec[key] for spec in parties for key in ("invited_to", "injects_into")
+                if isinstance(spec.get(key), str)}
+    for spec in parties:
+        if spec["name"] in grouped and (spec.get("fsm", GROUP) != GROUP or spec["name"] in linking):
+            raise ScenarioError(f"party {spec['name']}: runs fsm {spec.get('fsm', LINKING)}, but takes part in a "
+                                f"group (fsm = \"{GROUP}\")")
+    return grouped
+
+
+def _group_devices(parties: list[dict[str, Any]], grouped: set[str],
+                   own_rng: dict[str, SeededRandom]) -> dict[str, GroupMemberDevice]:
+    """The creators first (their groups are the invitations), then the invitees and the
+    outsiders. Each device's alias key and device key are drawn from its own source."""
+    creators = {spec["name"] for spec in parties if spec.get("creates")}
+    devices: dict[str, GroupMemberDevice] = {}
+    for spec in parties:
+        name = spec["name"]
+        unknown = sorted(set(spec) - GROUP_KEYS)
+        if unknown:
+            raise ScenarioError(f"party {name}: unknown keys {', '.join(unknown)} "
+                                f"(group parties take {', '.join(sorted(GROUP_KEYS))})")
+        for key in ("creates", "attacker"):
+            if not isinstance(spec.get(key, False), bool):
+                raise ScenarioError(f"party {name}: {key} must be true or false")
+        roles = [k for k in ("creates", "invited_to", "injects_into") if spec.get(k)]
+        if len(roles) != 1:
+            raise ScenarioError(f"party {name}: a group party creates the group (creates = true), is invited to "
+                                f"a creator's (invited_to = \"...\"), or injects into one (attacker = true, "
+                                f"injects_into = \"...\"): not {roles or 'none'}")
+        for key in ("invited_to", "injects_into"):
+            if key in spec and spec[key] not in creators:
+                raise ScenarioError(f"party {name}: {key} = {spec[key]!r} is no party that creates a group")
+        if "injects_into" in spec and not spec.get("attacker"):
+            raise ScenarioError(f"party {name}: only an attacker injects into a group it is not invited to")
+        if spec.get("attacker") and "injects_into" not in spec:
+            raise ScenarioError(f"party {name}: an attacker injects into a group (injects_into = \"...\")")
+    order = sorted(parties, key=lambda spec: not spec.get("creates"))
+    for spec in order:
+        name, own = spec["name"], own_rng[spec["name"]]
+        alias = Ed25519KeyPair.from_seed(own.randbytes(crypto.KEY_SIZE))
+        device_key = new_device_key(own.randbytes)
+        group_key = None
+        if spec.get("creates"):
+            group, group_key = new_multi_member_group(own.randbytes)
+        elif "invited_to" in spec:
+            group = devices[spec["invited_to"]].state.group  # the invitation: id key, secret, sig
+        else:
+            # An outsider knows the group id, not its secret: it writes under a secret of
+            # its own, with no valid secret sig (join() would refuse such a group).
+            real = devices[spec["injects_into"]].state.group
+            group = Group(real.public_key, own.randbytes(crypto.KEY_SIZE), bytes(crypto.SIGNATURE_SIZE))
+        member = MemberDevice(multi_member_key(alias, group.public_key), device_key)
+        if spec.get("attacker"):
+            state = GroupState(group=group, own=member, own_chain=new_device_chain_key(own.randbytes))
+        else:
+            state = join(group, member, own.randbytes)
+        devices[name] = GroupMemberDevice(name, alias, group_key=group_key, attacker=bool(spec.get("attacker")),
+                                          logs=log_addresses(group.public_key), rng=own, group=state)
+    return devices
+
+
+def before_event(device: Any, event: str, step: dict[str, Any]) -> None:
+    """SendGroupMessage: the step's `text`, if it has one (else the device's default)."""
+    if isinstance(device, GroupMemberDevice) and event == "SendGroupMessage":
+        text = step.get("text")
+        if text is not None and not isinstance(text, str):
+            raise ScenarioError(f"step {step}: text must be a string")
+        device.text = text
+
+
 def names_of(parties: dict[str, Any]) -> dict[bytes, str]:
     """Account key -> party name (contact request parties), and device ID -> party name
     (device linking parties), for messages people read."""
     names = {p.device.account.public: name for name, p in parties.items() if isinstance(p.device, BertyDevice)}
     names.update({p.device.device_id: name for name, p in parties.items() if isinstance(p.device, LinkingDevice)})
+    for name, p in parties.items():
+        if isinstance(p.device, GroupMemberDevice):
+            names[p.device.device_pk] = names[p.device.member_pk] = name
     return names
 
 
 # The [expect] keys `check` reads.
-EXPECTATIONS = ("contacts", "requested", "blocked", "pending", "linked", "refused", "holds_account")
+EXPECTATIONS = ("contacts", "requested", "blocked", "pending", "linked", "refused", "holds_account",
+                "reads", "members", "holds_chains_of", "unreadable")
 
 
 def check(expect: dict[str, Any], parties: dict[str, Any]) -> list[str]:
@@ -256,17 +379,26 @@ def check(expect: dict[str, Any], parties: dict[str, Any]) -> list[str]:
         "pending": (BertyDevice, lambda d: named(a for a, _ in d.requests)),
         "linked": (LinkingDevice, lambda d: named(d.handed)),
         "refused": (LinkingDevice, lambda d: named(k for _, k in d.refused)),
+        "reads": (GroupMemberDevice, lambda d: sorted(p.decode(errors="replace") for _, _, p in d.read)),
+        "members": (GroupMemberDevice, lambda d: named(d.state.members())),
+        "holds_chains_of": (GroupMemberDevice, lambda d: named(k for k, _ in d.state.chains)),
     }
+    kinds = {BertyDevice: "contact request", LinkingDevice: "linking", GroupMemberDevice: "group"}
     for key, (kind, view) in views.items():
         for name, wanted in expect.get(key, {}).items():
             device = parties[name].device
             if not isinstance(device, kind):
-                failures.append(f"{name}: {key} is for {'contact request' if kind is BertyDevice else 'linking'} "
-                                f"parties")
+                failures.append(f"{name}: {key} is for {kinds[kind]} parties")
                 continue
             got = view(device)
             if got != sorted(wanted):
                 failures.append(f"{name}: {key} {got}, expected {sorted(wanted)}")
+    for name, wanted in expect.get("unreadable", {}).items():
+        device = parties[name].device
+        if not isinstance(device, GroupMemberDevice):
+            failures.append(f"{name}: unreadable is for group parties")
+        elif len(device.unreadable) != wanted:
+            failures.append(f"{name}: {len(device.unreadable)} messages found unreadable, expected {wanted}")
     if "holds_account" in expect:
         got = sorted(name for name, p in parties.items() if isinstance(p.device, LinkingDevice)
                      and p.device.own_account is None and p.device.account is not None)
