@@ -328,9 +328,7 @@ def outsiders_stay_out(world: World) -> str | None:
 
 
 def delivered_are_opened(world: World) -> str | None:
-    # A scenario's [faults] still act while it is explored, and the explorer does not count
-    # what they lose: a lossy network, like a fault, excuses progress.
-    if world.faults or world.timeouts_fired or world.disturbed or world.sim.network.faults.loss:
+    if world.faults or world.timeouts_fired or world.disturbed:
         return None
     members = _members(world)
     for name, d in members.items():

@@ -50,6 +50,7 @@ from typing import Any
 from runtime.copying import Copier, copy_fields, share, values
 from runtime.device import RECORDS
 from runtime.errors import UsageError
+from runtime.harness.network import FaultModel
 from runtime.harness.simulation import EXPLORE, Scenario, Simulation
 from runtime.manifest import Invariant, Invariants
 from runtime.party import Party, TraceEntry
@@ -353,6 +354,10 @@ class Explorer:
         heard = self._heard({}, sim.network.log)
         sim.network.log.clear()
         sim.network.track_order = False  # the explorer picks every delivery itself
+        # ... and injects every fault itself: the scenario's random faults ([faults]) were
+        # the prefix's, as in a simulation; left on, they would lose or reorder messages
+        # the search neither chose nor counted.
+        sim.network.faults = FaultModel()
         budget = {}
         for name in sim.parties:
             budget[(name, "user")] = self.user_events
