@@ -57,8 +57,8 @@ marked `attacker` (outsiders without the group secret) are not honest.
   message sent before its Member Entry (which its sender must have indexed first).
 - `outsiders_stay_out` (safety): no honest device indexes an outsider's device, holds its
   chain or opens its messages, and no outsider holds a chain or opens a message.
-- `delivered_are_opened` (quiescent): on an undisturbed run (no fault, no loss in the
-  scenario's [faults]), once nothing is in flight,
+- `delivered_are_opened` (quiescent): on an undisturbed run (no fault), once nothing is in
+  flight,
   every honest device has opened, exactly once, every message sent after its sender had
   boxed its chain key to the device's member; and every honest device that announced
   itself holds the chain of every other.
