@@ -44,7 +44,9 @@ class SeededRandom:
         generator = self._generator
         if generator is None:
             assert self._known is not None
-            generator = self._generator = random.Random()
+            # Not random.Random(): that seeds itself from os.urandom first (four times the
+            # cost), only for setstate to replace all of it.
+            generator = self._generator = random.Random.__new__(random.Random)
             generator.setstate(self._known)
         self._known = None
         return generator
