@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from conftest import ROOT
 from nacl.bindings import crypto_secretbox
 
-from fsmc.build import load_scenario
+from fsmc.build import load_scenario, machines
 from protocols.berty import crypto
 from protocols.berty.device import BertyDevice, ContactState
 from runtime.harness.explore import Explorer
@@ -212,7 +213,8 @@ def test_both_sides_hold_the_same_contact_group_and_the_same_a_b() -> None:
     alice, bob = sim.parties["alice"].device, sim.parties["bob"].device
     assert isinstance(alice, BertyDevice) and isinstance(bob, BertyDevice)
     (role_a, peer_a, ab_a), = alice.sessions
-    (role_b, peer_b, ab_b), = bob.sessions
+    (answered, _, ab_answered), (role_b, peer_b, ab_b) = bob.sessions
+    assert answered == "answered" and ab_answered == ab_b
     assert (role_a, role_b) == ("requester", "responder")
     assert (peer_a, peer_b) == (bob.account.public, alice.account.public) and ab_a == ab_b
     group = crypto.contact_group(alice.account, bob.account.public)
@@ -264,3 +266,41 @@ def test_a_replayed_hello_starts_a_handshake_that_goes_nowhere() -> None:
     (violation,) = report.violations
     assert violation.invariant == "replays_change_nothing" and "replayed RequesterHello" in violation.message
     assert violation.path[-1].kind == "replay"
+
+
+# --- deliberate bugs the explorer catches
+
+
+BERTY_MUTANTS = {
+    # The Requester takes any ResponderAccept: Bob's Accept of Trudy's handshake, forwarded
+    # to Alice while she waits on Mallory, completes a handshake whose a.b Bob never signed.
+    "requester skips step 4's check": ("                if responderAuthentic {\n",
+                                       "                if true_ {\n", "man_in_the_middle.toml"),
+    # The Responder forgets whom it blocked.
+    "responder records a blocked account": ("                    if requesterBlocked {\n",
+                                            "                    if neverBlocked {\n", "requester_blocked.toml"),
+}
+
+
+def berty_mutant(tmp_path: Path, old: str, new: str) -> Any:
+    folder = ROOT / "protocols" / "berty"
+    source = (folder / "berty.fsm").read_text(encoding="utf-8")
+    assert source.count(old) == 1, old
+    (tmp_path / "berty.fsm").write_text(source.replace(old, new), encoding="utf-8")
+    shutil.copy(folder / "BertyTypes.asn1", tmp_path)
+    return machines(tmp_path / "berty.fsm")
+
+
+@pytest.mark.parametrize("bug", sorted(BERTY_MUTANTS))
+def test_the_explorer_catches_a_broken_contact_request(bug: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    old, new, name = BERTY_MUTANTS[bug]
+    scenario = load_scenario(SCENARIOS / name)
+    settings: dict[str, Any] = {"faults": "replay"} if name == "man_in_the_middle.toml" else \
+        {"faults": "replay", "timeouts": 1}
+    assert Explorer.for_scenario(scenario, **settings).run().violations == []
+    monkeypatch.setattr(BertyDevice, "true_", lambda self: True, raising=False)
+    monkeypatch.setattr(BertyDevice, "neverBlocked", lambda self: False, raising=False)
+    broken = dataclasses.replace(scenario, machines=berty_mutant(tmp_path, old, new))
+    report = Explorer.for_scenario(broken, **settings).run()
+    assert {v.invariant for v in report.violations} & {"authentication", "blocked_stay_out"}, report.violations

@@ -39,9 +39,12 @@ from runtime.seeded import SeededRandom
 if TYPE_CHECKING:
     from generated.berty import ContactRequestBindings
 
-__all__ = ["REQUESTER", "RESPONDER", "BertyDevice", "Contact", "ContactState", "Handshake", "point_address"]
+__all__ = ["ANSWERED", "REQUESTER", "RESPONDER", "BertyDevice", "Contact", "ContactState", "Handshake", "point_address"]
 
-REQUESTER, RESPONDER = "requester", "responder"
+# A session's role: the Requester's, completed at step 4; the Responder's, recorded at
+# step 5; and the Responder's signature of a.b given at step 4 (`answered`), which is all a
+# Requester's completion rests on.
+REQUESTER, RESPONDER, ANSWERED = "requester", "responder", "answered"
 _HELLOS = {"RequesterHello": crypto.Step.REQUESTER_HELLO, "ResponderHello": crypto.Step.RESPONDER_HELLO}
 
 # Simulated time 0 is this instant: rendezvous points are computed for a date.
@@ -94,7 +97,7 @@ class ContactState:
     contacts: tuple[tuple[bytes, bytes], ...]  # accepted: (account, contact group id)
     discarded: tuple[bytes, ...]
     blocked: frozenset[bytes]
-    sessions: tuple[tuple[str, bytes, bytes], ...]  # completed handshakes: (role, peer account, a.b)
+    sessions: tuple[tuple[str, bytes, bytes], ...]  # handshakes: (role, peer account, a.b); see ANSWERED
     message: Any = field(compare=False)
     sender: str | None = field(compare=False)
     rejected: tuple[str, ...] = field(compare=False)
@@ -290,6 +293,7 @@ class BertyDevice(DeviceBase[ContactState]):
         assert hs is not None and hs.ab is not None and hs.peer_account is not None
         key = crypto.accept_box_key(hs.ab, crypto.account_shared_secret(self.account, hs.peer_account))
         self.buffer.box = crypto.seal_responder_accept(self.account, hs.ab, key)
+        self.sessions = (*self.sessions, (ANSWERED, hs.peer_account, hs.ab))
 
     def addOutgoingContact(self) -> None:
         """Step 5, Requester: the Responder is verified; the request is sent, and the

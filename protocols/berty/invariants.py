@@ -2,7 +2,8 @@
 docs/exploration.md). Parties marked `attacker` are not honest: these judge the others.
 
 - `authentication` (safety): an honest Requester completes a handshake only with the
-  account it expected (the contact its user holds), and an honest Responder records a
+  account it expected (the contact its user holds), and, when that account is honest,
+  only on a.b its device signed (step 4); an honest Responder records a
   request from an honest account only if that account's device completed the same
   handshake (the same a.b) with it: no one is added under an honest name it did not
   choose.
@@ -74,7 +75,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from protocols.berty import crypto
-from protocols.berty.device import REQUESTER, RESPONDER, BertyDevice
+from protocols.berty.device import ANSWERED, REQUESTER, RESPONDER, BertyDevice
 from protocols.berty.group_device import GroupMemberDevice
 from protocols.berty.linking import FINGERPRINT, PIN, QR_CODE, LinkingDevice
 from runtime.manifest import Invariants
@@ -124,6 +125,8 @@ def authentication(world: World) -> str | None:
             if role == REQUESTER and (d.contact is None or account != d.contact.account):
                 return f"{name} completed a handshake with {owner.get(account, '?')}, not the contact it holds"
             peer = owner.get(account)
+            if role == REQUESTER and peer in honest and (ANSWERED, d.account.public, ab) not in honest[peer].sessions:
+                return f"{name} completed a handshake with {peer}, whose device never signed its a.b"
             if role == RESPONDER and peer in honest and (REQUESTER, d.account.public, ab) not in honest[peer].sessions:
                 return f"{name} recorded a request from {peer}, who completed no such handshake with it"
     return None
