@@ -328,3 +328,31 @@ def test_tables_that_make_no_sense_are_refused(change: dict[str, Any], message: 
     parties = [dict(scenario.parties[0], **change), *scenario.parties[1:]]
     with pytest.raises(ScenarioError, match=message):
         Simulation(dataclasses.replace(scenario, parties=parties))
+
+
+# --- deliberate bugs the explorer catches
+
+
+def _unapproved_too(self: StatusDevice, identity: bytes) -> tuple[Any, ...]:
+    """Fan-out to every installation seen, approved or not (the user's approval skipped)."""
+    return tuple(i for i in self.installations if i.identity == identity)[:sc.MAX_INSTALLATIONS]
+
+
+def _own_session(self: StatusDevice, identity: bytes, installation_id: str) -> Any:
+    """Spec 3.2 ignored: each side keeps using the session it started, where it has one."""
+    live = [s for s in self.sessions if s.identity == identity and s.installation_id == installation_id
+            and s.expired_at is None]
+    return min(live, key=lambda s: (not s.initiator, s.sk)) if live else None
+
+
+@pytest.mark.parametrize(("method", "bug", "scenario", "invariant"), [
+    ("targets", _unapproved_too, "paired_device", "unapproved_receive_nothing"),
+    ("active_session", _own_session, "simultaneous_sessions", "sessions_converge"),
+])
+def test_the_explorer_catches_a_broken_installation(method: str, bug: Any, scenario: str, invariant: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = load_scenario(SCENARIOS[scenario])
+    assert Explorer.for_scenario(loaded).run().violations == []
+    monkeypatch.setattr(StatusDevice, method, bug)
+    report = Explorer.for_scenario(load_scenario(SCENARIOS[scenario])).run()
+    assert invariant in {v.invariant for v in report.violations}, report.violations
