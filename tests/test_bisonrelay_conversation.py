@@ -9,12 +9,14 @@ import os
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
 from conftest import ROOT
 
 from fsmc.build import load_scenario
 from protocols.bisonrelay.device import BisonRelayDevice, rv_address
 from protocols.bisonrelay.invariants import delivery, forward_secrecy
 from protocols.bisonrelay.ratchet import Ratchet
+from runtime.harness.explore import Explorer
 from runtime.harness.simulation import Simulation
 from runtime.transport import Delivery
 
@@ -93,3 +95,21 @@ def test_a_busted_ratchet_is_reset_when_the_user_sends_and_the_conversation_goes
     sim.step({"deliver": True})
     assert [t for _, t in bob.chats_received] == ["hi again"]
     assert rv_address(alice.peer(bob.id).send_rendezvous()).startswith("rv:")  # type: ignore[union-attr]
+
+
+def test_the_explorer_catches_a_device_that_keeps_its_ratchet_where_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device that decrypts a chat but keeps the ratchet as it was before (the message
+    key not used up): the replayed chat decrypts again, and the explorer says so."""
+    scenario = load_scenario(FOLDER / "chat_replay.toml")
+    assert Explorer.for_scenario(scenario).run().violations == []
+    keeping = BisonRelayDevice.receiving
+
+    def receiving(self: BisonRelayDevice, message: Any, arrival: Any) -> None:
+        if arrival is not None and arrival.step == "ratchet":
+            arrival = dataclasses.replace(arrival, step="kept")  # the new ratchet state is dropped
+        keeping(self, message, arrival)
+
+    monkeypatch.setattr(BisonRelayDevice, "receiving", receiving)
+    report = Explorer.for_scenario(load_scenario(FOLDER / "chat_replay.toml")).run()
+    found = {v.invariant for v in report.violations}
+    assert found & {"delivery", "replays_change_nothing", "forward_secrecy"}, report.violations
