@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from protocols.berty import crypto
 from protocols.berty.crypto import Ed25519KeyPair, EphemeralKeyPair, HandshakeError
 from runtime.device import DeviceBase
-from runtime.framing import open_named, seal_named
+from runtime.framing import NamedEnvelope
 from runtime.seeded import SeededRandom
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class ContactState:
 
 
 @dataclass(eq=False)
-class BertyDevice(DeviceBase[ContactState]):
+class BertyDevice(NamedEnvelope, DeviceBase[ContactState]):
     """A device of an account: a Responder (`responds`) and/or a Requester of `contact`."""
 
     name: str
@@ -167,18 +167,6 @@ class BertyDevice(DeviceBase[ContactState]):
 
     def listening(self) -> frozenset[str]:
         return frozenset({self.published}) if self.published is not None else self.NOWHERE
-
-    def capture(self, message: Any, to: str | None = None) -> str:
-        return self.name
-
-    def describe(self, captured: str) -> str:
-        return captured
-
-    def seal(self, message: Any, data: bytes, captured: str) -> bytes:
-        return seal_named(captured, data)
-
-    def open(self, data: bytes) -> tuple[bytes, str]:
-        return open_named(data)
 
     def admit(self, message: Any, sender: str) -> str | None:
         if sender == self.name:

@@ -85,7 +85,7 @@ from protocols.berty.groups import (
     share_chain_key,
 )
 from runtime.device import DeviceBase
-from runtime.framing import open_named, seal_named
+from runtime.framing import NamedEnvelope, open_named
 from runtime.seeded import SeededRandom
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ class GroupRecord:
 
 
 @dataclass(eq=False)
-class GroupMemberDevice(DeviceBase[GroupRecord]):
+class GroupMemberDevice(NamedEnvelope, DeviceBase[GroupRecord]):
     """A device in a multi-member group: the creator's (`group_key`, the group id key it
     claims ownership with), an invitee's, or an outsider's (`attacker`: it knows the group
     id, not the secret; its GroupState is of a group with that id and a secret of its own,
@@ -255,15 +255,6 @@ class GroupMemberDevice(DeviceBase[GroupRecord]):
         return sys.modules[type(self.machine).__module__].CODEC
 
     # --- the driver's side
-
-    def capture(self, message: Any, to: str | None = None) -> str:
-        return self.name
-
-    def describe(self, captured: str) -> str:
-        return captured
-
-    def seal(self, message: Any, data: bytes, captured: str) -> bytes:
-        return seal_named(captured, data)
 
     def open(self, data: bytes) -> tuple[bytes, Incoming]:
         """The entry verified against this device's view of the group, and the state it

@@ -153,7 +153,7 @@ from protocols.berty import crypto
 from protocols.berty.crypto import Ed25519KeyPair, HandshakeError
 from runtime.device import DeviceBase
 from runtime.errors import UsageError, VerificationError
-from runtime.framing import open_named, seal_named
+from runtime.framing import NamedEnvelope
 from runtime.seeded import SeededRandom
 
 if TYPE_CHECKING:
@@ -394,7 +394,7 @@ class LinkingState:
 
 
 @dataclass(eq=False)
-class LinkingDevice(DeviceBase[LinkingState]):
+class LinkingDevice(NamedEnvelope, DeviceBase[LinkingState]):
     """A device in device linking: A, the account's (`own_account`), or B, a new device
     that holds A's invitation (`invitation`). Configuration (set when the devices are
     made, never changed) first, then the state (`LinkingState`)."""
@@ -472,18 +472,6 @@ class LinkingDevice(DeviceBase[LinkingState]):
         return False
 
     # --- the driver's side
-
-    def capture(self, message: Any, to: str | None = None) -> str:
-        return self.name
-
-    def describe(self, captured: str) -> str:
-        return captured
-
-    def seal(self, message: Any, data: bytes, captured: str) -> bytes:
-        return seal_named(captured, data)
-
-    def open(self, data: bytes) -> tuple[bytes, str]:
-        return open_named(data)
 
     def admit(self, message: Any, sender: str) -> str | None:
         return "own message" if sender == self.name else None

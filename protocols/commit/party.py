@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runtime.device import DeviceBase
-from runtime.framing import open_named, seal_named
+from runtime.framing import NamedEnvelope
 from runtime.seeded import SeededRandom
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class PartyState:
 
 
 @dataclass(eq=False)
-class CommitParty(DeviceBase[PartyState]):
+class CommitParty(NamedEnvelope, DeviceBase[PartyState]):
     """A coordinator (`invites` names its participants) or a participant (no `invites`)."""
 
     name: str
@@ -115,19 +115,7 @@ class CommitParty(DeviceBase[PartyState]):
     def _note(self, text: str) -> None:
         self.log = (*self.log, text)
 
-    # --- the driver's side: a plain envelope that names its sender
-
-    def capture(self, message: Any, to: str | None = None) -> str:
-        return self.name
-
-    def describe(self, captured: str) -> str:
-        return captured
-
-    def seal(self, message: Any, data: bytes, captured: str) -> bytes:
-        return seal_named(captured, data)
-
-    def open(self, data: bytes) -> tuple[bytes, str]:
-        return open_named(data)
+    # --- the driver's side (the plain envelope that names its sender: NamedEnvelope)
 
     def admit(self, message: Any, sender: str) -> str | None:
         if sender == self.name:
