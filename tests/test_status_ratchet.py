@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import json
 import random as stdlib_random
 import struct
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from doubleratchet import (
     ChainNotAvailableException,
     DuplicateMessageException,
@@ -91,6 +94,8 @@ def test_harness_kdfs_and_aead() -> None:
     rk = ec["kdf_rk"]
     assert dr.kdf_rk(bytes.fromhex(rk["rk"]), bytes.fromhex(rk["dh_out"])) == (
         bytes.fromhex(rk["root_key"]), bytes.fromhex(rk["chain_key"]), bytes.fromhex(rk["header_key"]))
+    assert dr._kdf_rk_chain(bytes.fromhex(rk["rk"]), bytes.fromhex(rk["dh_out"])) == (
+        bytes.fromhex(rk["root_key"]), bytes.fromhex(rk["chain_key"]))
     ck = ec["kdf_ck"]
     assert dr.kdf_ck(bytes.fromhex(ck["ck"])) == (bytes.fromhex(ck["chain_key"]), bytes.fromhex(ck["message_key"]))
     for case in ec["encrypt"]:
@@ -481,11 +486,42 @@ def test_constants_match_the_sources() -> None:
         assert dataclasses.asdict(ours) == {k: v for k, v in theirs.items() if k != "source"}
 
 
+@given(st.one_of(st.binary(max_size=64), st.binary(min_size=65, max_size=200)), st.binary(max_size=300))
+def test_hmac_sha256_is_the_standard_librarys(key: bytes, data: bytes) -> None:
+    # Every key length: under, at and over SHA-256's 64-byte block (hashed first).
+    assert dr.hmac_sha256(key, data) == hmac.digest(key, data, "sha256")
+    for length in (0, 32, 63, 64, 65, 129):
+        key = bytes(range(length))
+        assert dr.hmac_sha256(key, data) == hmac.digest(key, data, "sha256")
+
+
+@given(st.binary(max_size=80), st.binary(max_size=40), st.binary(max_size=40), st.integers(0, 300))
+def test_hkdf_sha256_is_rfc_5869(ikm: bytes, salt: bytes, info: bytes, length: int) -> None:
+    expected = HKDF(algorithm=hashes.SHA256(), length=length, salt=salt or None, info=info).derive(ikm) \
+        if length else b""
+    assert dr.hkdf_sha256(ikm, salt, info, length) == expected
+
+
 # --- random interleavings ----------------------------------------------------------------
 
 ops = st.lists(st.tuples(st.sampled_from(["send"] * 4 + ["deliver"] * 3 + ["drop", "replay", "tamper"]),
                          st.sampled_from(["alice", "bob"]), st.integers(min_value=0, max_value=1 << 16)),
                min_size=10, max_size=60)
+
+
+def _confirmed_is_kept_then_deleted(state: dr.SessionState, message: dr.Message) -> None:
+    """decrypt(confirm=True) never stores the message's key: the same state as status-go's
+    storing it (taking its place under the limits) and deleting it on confirmation."""
+    fixed = lambda n: b"\x07" * n  # noqa: E731 (a DH step draws the same key in both)
+    try:
+        confirmed, plaintext = dr.ratchet_decrypt(state, message, fixed, confirm=True)
+    except dr.RatchetError:
+        with pytest.raises(dr.RatchetError):
+            dr.ratchet_decrypt(state, message, fixed, confirm=False)
+        return
+    kept, same = dr.ratchet_decrypt(state, message, fixed, confirm=False)
+    assert same == plaintext
+    assert confirmed == dr.confirm_message(kept, message.dh, message.n)
 
 
 def _interleave(script: list[tuple[str, str, int]], seed: int, limits: dr.Limits, *, strict: bool) -> None:
@@ -513,6 +549,7 @@ def _interleave(script: list[tuple[str, str, int]], seed: int, limits: dr.Limits
             if op == "drop":
                 continue
             before = session.snapshot()
+            _confirmed_is_kept_then_deleted(before, message)
             try:
                 assert session.decrypt(message) == plaintext
                 delivered[side].append(message)

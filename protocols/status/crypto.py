@@ -52,6 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import ClassVar
 
 from coincurve import PrivateKey, PublicKey
@@ -162,8 +163,8 @@ def _check_private(secret: bytes, what: str = "private key") -> bytes:
 
 
 def _private(secret: bytes, what: str = "private key") -> PrivateKey:
-    # coincurve's PrivateKey computes the public key at once (a base-point multiplication):
-    # only for where that is needed.
+    # coincurve's PrivateKey computes two public keys at once (the point and BIP-340's
+    # x-only one: two base-point multiplications): for signing only.
     return PrivateKey(_check_private(secret, what))
 
 
@@ -173,9 +174,18 @@ def _public(point: bytes, what: str = "public key") -> PublicKey:
     if not isinstance(point, bytes) or len(point) != PUBLIC_KEY_SIZE or point[0] not in (2, 3):
         raise StatusCryptoError(what, "not a 33-byte compressed secp256k1 point")
     try:
-        return PublicKey(point)
+        return _decompressed(point)
     except ValueError as exc:
         raise StatusCryptoError(what, "not a point of secp256k1") from exc
+
+
+@lru_cache(maxsize=256)
+def _decompressed(point: bytes) -> PublicKey:
+    # A ratchet's DH step multiplies the same remote key twice, and X3DH checks keys it then
+    # uses: decompressing (a square root mod p) is a sixth of a multiplication. coincurve's
+    # PublicKey is not changed by multiply(), so a cached one can be shared; only points
+    # that parse are cached, and at most 256 of them.
+    return PublicKey(point)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,7 +198,7 @@ class KeyPair:
 
 def public_key(private: bytes) -> bytes:
     """The compressed public key of a private key (CompressPubkey(&ToECDSA(d).PublicKey))."""
-    return _private(private).public_key.format(compressed=True)
+    return PublicKey.from_valid_secret(_check_private(private)).format(compressed=True)
 
 
 def new_key_pair(random: Random) -> KeyPair:

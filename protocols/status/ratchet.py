@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import hmac
 import struct
+from hashlib import sha256
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -101,6 +102,7 @@ __all__ = [
     "confirm_message",
     "encode_header",
     "hkdf_sha256",
+    "hmac_sha256",
     "initiate",
     "kdf_ck",
     "kdf_rk",
@@ -254,17 +256,50 @@ DOUBLERATCHET_DEFAULT_LIMITS = Limits(max_skip=1000, max_keep=2000, max_message_
 # --- KDFs and AEAD -----------------------------------------------------------------------
 
 
+_BLOCK = 64  # SHA-256's block size
+_IPAD = int.from_bytes(b"\x36" * _BLOCK, "big")
+_OPAD = int.from_bytes(b"\x5c" * _BLOCK, "big")
+
+
+def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """RFC 2104's padded keys K ^ ipad, K ^ opad for HMAC-SHA-256 under `key`."""
+    # Why not the hmac module: every key here (chain, message, HKDF's PRK, MAC key) is used
+    # once or a few times, and hmac.digest sets up an OpenSSL MAC context per call (1.5 µs
+    # here); two SHA-256 calls over precomputed pads are 0.6 µs, and the pads are shared by
+    # the two outputs of KDF_CK and the three blocks of HKDF's expand. Checked against the
+    # hmac module for every key length in tests/test_status_ratchet.py.
+    if len(key) > _BLOCK:
+        key = sha256(key).digest()
+    padded = int.from_bytes(key.ljust(_BLOCK, b"\0"), "big")
+    return (padded ^ _IPAD).to_bytes(_BLOCK, "big"), (padded ^ _OPAD).to_bytes(_BLOCK, "big")
+
+
+def _hmac(pads: tuple[bytes, bytes], data: bytes) -> bytes:
+    inner, outer = pads
+    return sha256(outer + sha256(inner + data).digest()).digest()
+
+
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    """HMAC-SHA-256 (RFC 2104), as Go's hmac.New(sha256.New, key)."""
+    return _hmac(_hmac_pads(key), data)
+
+
+def _hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
+    pads = _hmac_pads(prk)
+    block, out, counter = b"", b"", 1
+    while len(out) < length:
+        block = _hmac(pads, block + info + bytes((counter,)))
+        out += block
+        counter += 1
+    return out[:length]
+
+
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
     """HKDF-SHA-256 (RFC 5869), as golang.org/x/crypto/hkdf.New(sha256.New, ikm, salt, info)."""
     if not 0 <= length <= 255 * 32:
         raise ValueError("HKDF-SHA-256 gives at most 8160 bytes")
-    prk = hmac.digest(salt if salt else bytes(32), ikm, "sha256")
-    block, out, counter = b"", bytearray(), 1
-    while len(out) < length:
-        block = hmac.digest(prk, block + info + bytes([counter]), "sha256")
-        out += block
-        counter += 1
-    return bytes(out[:length])
+    # An empty salt is HashLen zeros (RFC 5869 2.2), which pad as the empty key does.
+    return _hkdf_expand(hmac_sha256(salt, ikm), info, length)
 
 
 def kdf_rk(root_key: bytes, dh_out: bytes) -> tuple[bytes, bytes, bytes]:
@@ -275,15 +310,30 @@ def kdf_rk(root_key: bytes, dh_out: bytes) -> tuple[bytes, bytes, bytes]:
     return out[:32], out[32:64], out[64:96]
 
 
+def _kdf_rk_chain(root_key: bytes, dh_out: bytes) -> tuple[bytes, bytes]:
+    """kdf_rk's root and chain keys without the header key, which status-go never uses:
+    HKDF's output is a run of independent blocks, so its first 64 bytes are the same, one
+    HMAC sooner (a DH step does two root steps)."""
+    out = hkdf_sha256(dh_out, root_key, ROOT_KDF_INFO, 64)
+    return out[:32], out[32:64]
+
+
+_CHAIN_KEY_BYTE = bytes((CHAIN_KEY_INPUT,))
+_MESSAGE_KEY_BYTE = bytes((MESSAGE_KEY_INPUT,))
+
+
 def kdf_ck(chain_key: bytes) -> tuple[bytes, bytes]:
     """KDF_CK (EthereumCrypto.KdfCK): (next chain key, message key)."""
-    return (hmac.digest(chain_key, bytes([CHAIN_KEY_INPUT]), "sha256"),
-            hmac.digest(chain_key, bytes([MESSAGE_KEY_INPUT]), "sha256"))
+    pads = _hmac_pads(chain_key)
+    return _hmac(pads, _CHAIN_KEY_BYTE), _hmac(pads, _MESSAGE_KEY_BYTE)
+
+
+_ZERO_SALT = _hmac_pads(bytes(32))
 
 
 def message_keys(message_key: bytes) -> tuple[bytes, bytes, bytes]:
     """deriveEncKeys: (AES-256 key, HMAC-SHA-256 key, 16-byte IV) from a message key."""
-    out = hkdf_sha256(message_key, bytes(32), MESSAGE_KEYS_INFO, MESSAGE_KEYS_SIZE)
+    out = _hkdf_expand(_hmac(_ZERO_SALT, message_key), MESSAGE_KEYS_INFO, MESSAGE_KEYS_SIZE)
     return out[:32], out[32:64], out[64:80]
 
 
@@ -295,7 +345,7 @@ def aead_encrypt(message_key: bytes, plaintext: bytes, associated_data: bytes) -
     # block, big-endian, as Go's cipher.NewCTR does.
     enc_key, auth_key, iv = message_keys(message_key)
     body = iv + _ctr(enc_key, iv, plaintext)
-    return body + hmac.digest(auth_key, associated_data + body, "sha256")
+    return body + hmac_sha256(auth_key, associated_data + body)
 
 
 def aead_decrypt(message_key: bytes, payload: bytes, associated_data: bytes,
@@ -308,7 +358,7 @@ def aead_decrypt(message_key: bytes, payload: bytes, associated_data: bytes,
     enc_key, auth_key, _ = message_keys(message_key)
     # STATUS-GO: computeSignature's tag is compared with bytes.Equal; we compare in
     # constant time, which accepts and refuses exactly the same payloads.
-    if not hmac.compare_digest(hmac.digest(auth_key, associated_data + body, "sha256"), tag):
+    if not hmac.compare_digest(hmac_sha256(auth_key, associated_data + body), tag):
         raise RatchetError(stage, "invalid signature")
     if len(body) < AES_BLOCK_SIZE:
         # STATUS-GO: would panic on body[:16]; only a holder of the key can get here.
@@ -421,7 +471,7 @@ def initiate(shared_key: bytes, their_ratchet_public: bytes, random: Random, *,
         secret = curve.dh(private, their_ratchet_public)
     except ValueError as exc:
         raise RatchetError(Stage.INITIAL, str(exc)) from exc
-    root_key, send_key, _ = kdf_rk(shared_key, secret)
+    root_key, send_key = _kdf_rk_chain(shared_key, secret)
     return SessionState(curve=curve, limits=limits, dh_private=private, dh_public=public,
                         dh_remote=their_ratchet_public, root_key=root_key, send_key=send_key, send_n=0,
                         recv_key=shared_key, recv_n=0, pn=0, keys_count=0)
@@ -473,6 +523,8 @@ def _skip(state: SessionState, until: int, stage: Stage) -> tuple[SessionState, 
         raise RatchetError(stage, "bad until: probably an out-of-order message that was deleted")
     if state.recv_n + state.limits.max_skip < until:
         raise RatchetError(stage, "too many messages")
+    if until == state.recv_n:
+        return state, ()  # the message in order: nothing to skip
     recv_key, n, seq = state.recv_key, state.recv_n, state.keys_count
     keys: list[SkippedKey] = []
     while n < until:
@@ -491,10 +543,10 @@ def _dh_ratchet(state: SessionState, their_public: bytes, random: Random) -> Ses
         recv_secret = curve.dh(state.dh_private, their_public)
     except ValueError as exc:
         raise RatchetError(Stage.RATCHET_STEP, f"failed to generate dh receive ratchet secret: {exc}") from exc
-    root_key, recv_key, _ = kdf_rk(state.root_key, recv_secret)
+    root_key, recv_key = _kdf_rk_chain(state.root_key, recv_secret)
     private, public = curve.key_pair(random)
     send_secret = curve.dh(private, their_public)  # the same public key worked just above
-    root_key, send_key, _ = kdf_rk(root_key, send_secret)
+    root_key, send_key = _kdf_rk_chain(root_key, send_secret)
     return _evolve(state, pn=state.send_n, dh_remote=their_public, root_key=root_key,
                    recv_key=recv_key, recv_n=0, dh_private=private, dh_public=public,
                    send_key=send_key, send_n=0)
@@ -534,21 +586,24 @@ def ratchet_decrypt(state: SessionState, message: Message, random: Random, assoc
 
     # applyChanges: store the skipped keys and this message's own key ("waiting for
     # confirmation"), then TruncateMks, then DeleteOldMks.
-    current = SkippedKey(dh=work.dh_remote, n=message.n, mk=mk, seq=work.keys_count)
     keys_count = work.keys_count + 1
-    stored = work.skipped + skipped_previous + skipped_current + (current,)
+    stored = work.skipped + skipped_previous + skipped_current
+    if not confirm:
+        stored += (SkippedKey(dh=work.dh_remote, n=message.n, mk=mk, seq=work.keys_count),)
     limits = work.limits
-    if len(stored) > limits.max_message_keys_per_session:
-        stored = stored[len(stored) - limits.max_message_keys_per_session:]
+    # TruncateMks keeps the newest max_message_keys_per_session keys, this message's own
+    # among them even when confirm deletes it just after: it takes a place.
+    room = limits.max_message_keys_per_session - (1 if confirm else 0)
+    if len(stored) > room:
+        stored = stored[len(stored) - room:] if room > 0 else ()
     if keys_count >= limits.max_keep:
         floor = keys_count - limits.max_keep
         stored = tuple(key for key in stored if key.seq > floor)
-    if confirm:
-        # SPEC: Signal's Double Ratchet never stores the key of the message it decrypts, and
-        # deletes a skipped key once used. status-go keeps both until the application calls
-        # ConfirmMessageProcessed, so a duplicate decrypts again until then; confirm=True
-        # does that call at once, and a replay is refused.
-        stored = _without(stored, message.dh, message.n)
+    # SPEC: Signal's Double Ratchet never stores the key of the message it decrypts, and
+    # deletes a skipped key once used. status-go keeps both until the application calls
+    # ConfirmMessageProcessed, so a duplicate decrypts again until then; confirm=True does
+    # that call at once (the key is never stored, but counted as status-go counts it), and
+    # a replay is refused.
     return _evolve(work, recv_key=recv_key, recv_n=work.recv_n + 1, keys_count=keys_count,
                    skipped=stored), plaintext
 
