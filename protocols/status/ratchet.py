@@ -61,10 +61,10 @@ from __future__ import annotations
 
 import hmac
 import struct
-from hashlib import sha256
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from hashlib import sha256
 from typing import Any, ClassVar
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
