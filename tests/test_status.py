@@ -17,7 +17,7 @@ from typing import Any, cast
 import pytest
 
 from fsmc.build import load_scenario
-from protocols.status import PROTOCOL
+from protocols.status import PROTOCOL, device
 from protocols.status import crypto as sc
 from protocols.status.device import StatusDevice, _sign
 from protocols.status.invariants import sessions_converge
@@ -53,7 +53,7 @@ def _received(device: StatusDevice) -> list[str]:
 
 def test_the_protocol_has_its_scenarios() -> None:
     assert set(SCENARIOS) == {"first_message", "lost_message", "out_of_order", "paired_device", "partitioned_device",
-                              "recovery", "replay", "rotation_rekeying", "simultaneous_sessions"}
+                              "recovery", "replay", "rotation_rekeying", "simultaneous_sessions", "expired_session"}
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -316,6 +316,68 @@ def test_the_old_phone_of_a_recovered_account_is_stale_after_7_days() -> None:
     assert sorted(i.installation_id for i in bob.targets(alice_identity)) == ["alice", "recovered"]
     sim.advance(1)
     assert [i.installation_id for i in bob.targets(alice_identity)] == ["recovered"]
+
+
+def _send(sim: Simulation, party: str, to: str, text: str) -> None:
+    sim.step({"party": party, "event": "SendChat", "to": to, "text": text})
+
+
+def test_a_bundle_rotates_at_the_first_message_after_24_hours() -> None:
+    """status-go CreateBundle: a signed prekey made 24 hours before is replaced when the
+    next bundle is made, not on a timer."""
+    sim = _ready("expired_session", 5)  # hello and hi delivered
+    bob = _device(sim, "bob")
+    sim.advance(device.BUNDLE_REFRESH_INTERVAL - 1)
+    _send(sim, "bob", "alice", "not yet")
+    assert bob.current_prekey().version == 1
+    sim.advance(1)
+    assert bob.current_prekey().version == 1  # nothing happens until a bundle is made
+    _send(sim, "bob", "alice", "now")
+    assert bob.current_prekey().version == 2
+    assert bob.current_prekey().created_at == sim.now
+    sim.step({"deliver": True})
+    alice = _device(sim, "alice")
+    assert _received(alice) == ["hi", "not yet", "now"]
+    # Bob's session on his old prekey expired with it; he made one from Alice's bundle.
+    old = next(s for s in alice.sessions if s.bundle_id == bob.prekeys[0].public)
+    assert old.expired_at == sim.now
+    active = alice.active_session(bob.identity, "bob")
+    assert active is not None and active.bundle_id == alice.current_prekey().public
+    _send(sim, "bob", "alice", "same day")
+    assert bob.current_prekey().version == 2
+
+
+def test_an_expired_session_decrypts_for_14_days_then_is_gone() -> None:
+    """Spec 3.4, with a message on the expired session delivered just before and just after
+    the 14 days; its signed prekey goes with it (a late X3DH header cannot make it again)."""
+    sim = _ready("expired_session", 9)  # Bob rotated; Alice's "late" and "too late" in flight
+    bob = _device(sim, "bob")
+    old_prekey = bob.prekeys[0]
+    assert old_prekey.expired_at == sim.now
+    sim.step({"deliver": ["alice"]})
+    sim.advance(device.EXPIRED_SESSION_KEPT - 1)
+    sim.step({"deliver": ["bob"], "max": 1})
+    assert _received(bob) == ["hello", "late"]
+    sim.advance(1)
+    party = sim.parties["bob"]
+    before = (party.machine.state_name, repr(party.machine.buffer), bob.snapshot())
+    late = sim.network.queue("bob")[0]
+    sim.step({"deliver": ["bob"]})
+    assert (party.machine.state_name, repr(party.machine.buffer), bob.snapshot()) == before
+    assert sim.trace[-1].kind == "drop" and sim.trace[-1].code == "refused", sim.trace[-1]
+    assert late not in sim.network.queue("bob")
+    _send(sim, "bob", "alice", "pruned")  # the next step prunes what is no longer retained
+    assert old_prekey not in bob.prekeys and all(s.bundle_id != old_prekey.public for s in bob.sessions)
+
+
+def test_deliver_names_its_receivers() -> None:
+    sim = _ready("expired_session", 9)
+    assert sim.network.queue("alice") and len(sim.network.queue("bob")) == 2
+    sim.step({"deliver": ["alice"]})
+    assert not sim.network.queue("alice") and len(sim.network.queue("bob")) == 2
+    for bad, message in (({"deliver": ["carol"]}, "names no party carol"), ({"deliver": "bob"}, "true or a list")):
+        with pytest.raises(ScenarioError, match=message):
+            sim.step(bad)
 
 
 @pytest.mark.parametrize("change, message", [

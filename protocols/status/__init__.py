@@ -10,7 +10,7 @@ management and multi-device, as status-go runs it (protocol/encryption).
 | device.py | an installation: sessions, bundles, installations, fan-out; the bindings of Chat |
 | parties.py | scenario parties (identity, installation, has_bundle_of, paired_with), expectations |
 | invariants.py | decrypted once, approved only, every chat arrives, sessions converge, forward secrecy |
-| scenarios/ | first message, out of order, loss, replay, rotation, pairing, concurrent, partitioned, recovery |
+| scenarios/ | first message, out of order, loss, replay, rotation, pairing, concurrent, partitioned, recovery, expiry |
 | README.md | notes: the protocol, the mapping to status-go, choices, findings |
 """
 

@@ -47,8 +47,15 @@ STALE_AFTER = 7 * DAY
 """Spec 4.3: an installation missing from its identity's bundles for 7 days is stale, and
 no message is sent to it (`targets`). STATUS-GO: not implemented there."""
 EXPIRED_SESSION_KEPT = 14 * DAY
-"""Spec 3.4: an expired session is kept 14 days for late messages, then deleted.
-STATUS-GO: expired sessions are never deleted there."""
+"""Spec 3.4: an expired session is kept 14 days for late messages, then deleted; so is an
+expired signed prekey, which could otherwise make the session again from a late message's
+X3DH header. STATUS-GO: neither is ever deleted there."""
+BUNDLE_REFRESH_INTERVAL = DAY
+"""Spec 2.3: bundles rotate once every 24 hours. status-go (encryptor.go CreateBundle with
+BundleRefreshInterval = 24 h) rotates lazily: when it next makes a bundle (for every message
+it sends) and its signed prekey was made more than 24 hours before, it marks that bundle
+expired and makes a new one. So do we (`_create_bundle`); a quiet installation rotates at
+its next message, not at the 24th hour."""
 
 _NS = 1_000_000_000
 
@@ -64,11 +71,13 @@ def topic(identity: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PreKey:
-    """One of our signed prekeys: its version (from 1), its key pair, when it expired."""
+    """One of our signed prekeys: its version (from 1), its key pair, when it was made
+    (device clock; status-go's bundles.timestamp) and when it expired."""
 
     version: int
     private: bytes = field(repr=False)
     public: bytes
+    created_at: float = 0.0
     expired_at: float | None = None
 
 
@@ -329,7 +338,17 @@ class StatusDevice(DeviceBase[InstallationState]):
 
     def _session(self, identity: bytes, installation_id: str, bundle_id: bytes) -> Session | None:
         return next((s for s in self.sessions if (s.identity, s.installation_id, s.bundle_id)
-                     == (identity, installation_id, bundle_id)), None)
+                     == (identity, installation_id, bundle_id) and self._retained(s)), None)
+
+    def _retained(self, record: Session | PreKey) -> bool:
+        """Spec 3.4: not yet 14 days past its expiry (a session's or prekey's; a session also
+        14 days past losing the tie-break). What is not retained is gone whether `_prune`
+        has dropped it yet or not: `admit`, which changes nothing, sees what `_prune` would."""
+        now = self.now()
+        if record.expired_at is not None and now - record.expired_at >= EXPIRED_SESSION_KEPT:
+            return False
+        superseded = getattr(record, "superseded_at", None)
+        return superseded is None or now - superseded < EXPIRED_SESSION_KEPT
 
     def _put_session(self, new: Session) -> None:
         """Store a session, and settle which one is used (`_settle`)."""
@@ -368,10 +387,8 @@ class StatusDevice(DeviceBase[InstallationState]):
     def _prune(self) -> None:
         """Spec 3.4: expired sessions are deleted 14 days after they expired (superseded
         ones too, 14 days after they lost the tie-break)."""
-        now = self.now()
-        self.sessions = tuple(s for s in self.sessions
-                              if (s.expired_at is None or now - s.expired_at < EXPIRED_SESSION_KEPT)
-                              and (s.superseded_at is None or now - s.superseded_at < EXPIRED_SESSION_KEPT))
+        self.sessions = tuple(s for s in self.sessions if self._retained(s))
+        self.prekeys = tuple(p for p in self.prekeys if self._retained(p))  # the current one never expired
 
     def _rebundle(self) -> None:
         """Our bundle: our current signed prekey and our approved installations' (status-go
@@ -493,7 +510,7 @@ class StatusDevice(DeviceBase[InstallationState]):
                                                      and session.peer_ephemeral != bytes(x3dh.key))):
             if bytes(x3dh.id) != bundle_id:
                 raise dr.RatchetError(dr.Stage.HEADER, "the X3DH header names another bundle than the DR header")
-            prekey = next((p for p in self.prekeys if p.public == bundle_id), None)
+            prekey = next((p for p in self.prekeys if p.public == bundle_id and self._retained(p)), None)
             if prekey is None:
                 raise dr.RatchetError(dr.Stage.INITIAL, "no signed prekey of ours with this bundle id")
             sk, state = _kept(("respond", self.identity_private, prekey.private, identity, bytes(x3dh.key)),
@@ -564,7 +581,7 @@ class StatusDevice(DeviceBase[InstallationState]):
         self._prune()
         # status-go addBundle -> CreateBundle -> SignBundle: every message's bundle is
         # re-signed with the time of sending, so receivers take it as newer.
-        self._rebundle()
+        self._create_bundle()
         to, text = self.compose
         self.counter += 1
         plaintext = f"{self.counter}:{text}".encode()
@@ -645,10 +662,18 @@ class StatusDevice(DeviceBase[InstallationState]):
     def advertiseBundle(self) -> None:
         """Spec 4.4 / pairing: an empty message with our bundle, re-signed now (status-go
         GetBundle -> CreateBundle -> SignBundle)."""
-        self._rebundle()
+        self._create_bundle()
         assert self.bundle is not None
         self.buffer.installationId = self.installation_id
         self.buffer.bundles = (self._bundle_record(self.bundle),)
+
+    def _create_bundle(self) -> None:
+        """status-go CreateBundle: rotate if our signed prekey is older than
+        BUNDLE_REFRESH_INTERVAL, then re-sign the bundle."""
+        if self.now() - self.current_prekey().created_at >= BUNDLE_REFRESH_INTERVAL:
+            self.rotateBundle()
+        else:
+            self._rebundle()
 
     def rotateBundle(self) -> None:
         """A new signed prekey, one version up; the sessions peers made from the old one
@@ -657,7 +682,7 @@ class StatusDevice(DeviceBase[InstallationState]):
         old = self.current_prekey()
         pair = self._drawing(sc.new_key_pair)
         self.prekeys = (*(replace(p, expired_at=now) if p is old else p for p in self.prekeys),
-                        PreKey(old.version + 1, pair.private, pair.public))
+                        PreKey(old.version + 1, pair.private, pair.public, created_at=now))
         self.sessions = tuple(replace(s, expired_at=now) if not s.initiator and s.bundle_id == old.public
                               and s.expired_at is None else s for s in self.sessions)
         self._settle()

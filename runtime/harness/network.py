@@ -18,7 +18,7 @@ simulation; every order for the explorer).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,8 +220,12 @@ class InMemoryNetwork:
         else:
             queue.remove(d)
 
-    def next(self) -> Delivery | None:
-        """The next delivery in channel order (lowest log position first), if any is due."""
+    def next(self, receivers: Collection[str] | None = None) -> Delivery | None:
+        """The next delivery in channel order (lowest log position first), if any is due;
+        with `receivers`, the next to one of them (the others' stay in flight)."""
+        if receivers is not None:
+            due = [d for r in receivers for d in self._queues.get(r, ()) if d.not_before <= self.now]
+            return self.deliver(min(due, key=_channel_order)) if due else None
         order = self._order
         if self.track_order and order:
             d = order[0]

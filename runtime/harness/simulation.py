@@ -15,7 +15,7 @@ without the compiler.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -195,10 +195,24 @@ class Simulation:
         who = step.get("party", "all")
         return list(self.parties.values()) if who == "all" else [self.parties[who]]
 
-    def deliver_until_quiet(self, limit: int = MAX_DELIVERIES) -> int:
+    def _receivers(self, step: dict[str, Any]) -> list[str] | None:
+        """`deliver = true`: every party; `deliver = ["bob"]`: only what is in flight to these
+        (the rest stays in flight: late messages, a party offline)."""
+        which = step["deliver"]
+        if which is True:
+            return None
+        if not isinstance(which, list) or not which or not all(isinstance(n, str) for n in which):
+            raise ScenarioError(f"{self.scenario.path}: step {step}: deliver is true or a list of party names")
+        unknown = [n for n in which if n not in self.parties]
+        if unknown:
+            raise ScenarioError(f"{self.scenario.path}: step {step}: deliver names no party {', '.join(unknown)}")
+        return which
+
+    def deliver_until_quiet(self, limit: int = MAX_DELIVERIES, receivers: Collection[str] | None = None) -> int:
+        """Deliver in channel order until nothing is due (to `receivers`, when given)."""
         count = 0
         while count < limit:
-            d = self.network.next()
+            d = self.network.next(receivers)
             if d is None:
                 break
             self.parties[d.receiver].deliver(d)
@@ -223,7 +237,7 @@ class Simulation:
                     before(party.device, step["event"], step)
                 party.event(event, step["event"])
         elif "deliver" in step:
-            self.deliver_until_quiet(int(step.get("max", MAX_DELIVERIES)))
+            self.deliver_until_quiet(int(step.get("max", MAX_DELIVERIES)), self._receivers(step))
         elif "advance" in step:
             self.advance(float(step["advance"]))
         else:
