@@ -118,7 +118,7 @@ class PeerKXEvent(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMOHalfKX:
-    """message RMOHalfKX 2 (line 228)."""
+    """message RMOHalfKX 2 (line 286)."""
 
     ID: ClassVar[int] = 2
     NAME: ClassVar[str] = "RMOHalfKX"
@@ -162,7 +162,7 @@ class RMOHalfKX:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMOFullKX:
-    """message RMOFullKX 3 (line 236)."""
+    """message RMOFullKX 3 (line 294)."""
 
     ID: ClassVar[int] = 3
     NAME: ClassVar[str] = "RMOFullKX"
@@ -191,7 +191,7 @@ class RMOFullKX:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OOBPublicIdentityInvite:
-    """message OOBPublicIdentityInvite 4 (line 243)."""
+    """message OOBPublicIdentityInvite 4 (line 301)."""
 
     ID: ClassVar[int] = 4
     NAME: ClassVar[str] = "OOBPublicIdentityInvite"
@@ -230,7 +230,7 @@ class OOBPublicIdentityInvite:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMMediateIdentity:
-    """message RMMediateIdentity 5 (line 250)."""
+    """message RMMediateIdentity 5 (line 308)."""
 
     ID: ClassVar[int] = 5
     NAME: ClassVar[str] = "RMMediateIdentity"
@@ -259,7 +259,7 @@ class RMMediateIdentity:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMInvite:
-    """message RMInvite 6 (line 255)."""
+    """message RMInvite 6 (line 313)."""
 
     ID: ClassVar[int] = 6
     NAME: ClassVar[str] = "RMInvite"
@@ -288,7 +288,7 @@ class RMInvite:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMTransitiveMessage:
-    """message RMTransitiveMessage 7 (line 260)."""
+    """message RMTransitiveMessage 7 (line 318)."""
 
     ID: ClassVar[int] = 7
     NAME: ClassVar[str] = "RMTransitiveMessage"
@@ -327,7 +327,7 @@ class RMTransitiveMessage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMTransitiveMessageFwd:
-    """message RMTransitiveMessageFwd 8 (line 267)."""
+    """message RMTransitiveMessageFwd 8 (line 325)."""
 
     ID: ClassVar[int] = 8
     NAME: ClassVar[str] = "RMTransitiveMessageFwd"
@@ -366,7 +366,7 @@ class RMTransitiveMessageFwd:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RMPrivateMessage:
-    """message RMPrivateMessage 9 (line 274)."""
+    """message RMPrivateMessage 9 (line 332)."""
 
     ID: ClassVar[int] = 9
     NAME: ClassVar[str] = "RMPrivateMessage"
@@ -452,6 +452,7 @@ class PeerKXBindings(Protocol):
     def sendChat(self) -> None: ...
     def receiveChat(self) -> None: ...
     def forwardTransitive(self) -> None: ...
+    def queueChat(self) -> None: ...
     def acceptTransitiveInvite(self) -> None: ...
     def answerHalfKX(self) -> None: ...
     def finishFullKX(self) -> None: ...
@@ -548,7 +549,7 @@ class PeerKX(Machine):
         return PEERKX_AWAITING_HALF_KX
 
     def Ready_SendChat(self) -> int | None:
-        """on SendChat (external, line 128)."""
+        """on SendChat (external, line 130)."""
         b = self.bindings
         if b.ratchetNeedsReset():
             b.resetChatRatchet()
@@ -560,13 +561,13 @@ class PeerKX(Machine):
         return None
 
     def Ready_RMPrivateMessage(self) -> int | None:
-        """on RMPrivateMessage (message, line 141)."""
+        """on RMPrivateMessage (message, line 143)."""
         b = self.bindings
         b.receiveChat()
         return None
 
     def Ready_RMTransitiveMessage(self) -> int | None:
-        """on RMTransitiveMessage (message, line 146)."""
+        """on RMTransitiveMessage (message, line 148)."""
         b = self.bindings
         if b.knowsRecipient():
             b.forwardTransitive()
@@ -575,14 +576,25 @@ class PeerKX(Machine):
 
     # --- state AwaitingTransitiveInvite
 
+    def AwaitingTransitiveInvite_SendChat(self) -> int | None:
+        """on SendChat (external, line 162)."""
+        b = self.bindings
+        if b.ratchetNeedsReset():
+            b.queueChat()
+        else:
+            if b.mayChat():
+                b.sendChat()
+                self.send(RMPrivateMessage, to=b.chatPeerRV())
+        return None
+
     def AwaitingTransitiveInvite_RMPrivateMessage(self) -> int | None:
-        """on RMPrivateMessage (message, line 157)."""
+        """on RMPrivateMessage (message, line 173)."""
         b = self.bindings
         b.receiveChat()
         return None
 
     def AwaitingTransitiveInvite_RMTransitiveMessageFwd(self) -> int | None:
-        """on RMTransitiveMessageFwd (message, line 161)."""
+        """on RMTransitiveMessageFwd (message, line 177)."""
         b = self.bindings
         if b.requestedInvite():
             b.acceptTransitiveInvite()
@@ -592,21 +604,32 @@ class PeerKX(Machine):
 
     # --- state AwaitingHalfKX
 
+    def AwaitingHalfKX_SendChat(self) -> int | None:
+        """on SendChat (external, line 192)."""
+        b = self.bindings
+        if b.ratchetNeedsReset():
+            b.queueChat()
+        else:
+            if b.mayChat():
+                b.sendChat()
+                self.send(RMPrivateMessage, to=b.chatPeerRV())
+        return None
+
     def AwaitingHalfKX_RMPrivateMessage(self) -> int | None:
-        """on RMPrivateMessage (message, line 173)."""
+        """on RMPrivateMessage (message, line 203)."""
         b = self.bindings
         b.receiveChat()
         return None
 
     def AwaitingHalfKX_RMOHalfKX(self) -> int | None:
-        """on RMOHalfKX (message, line 177)."""
+        """on RMOHalfKX (message, line 207)."""
         b = self.bindings
         b.answerHalfKX()
         self.send(RMOFullKX, to=b.acceptorRV())
         return PEERKX_READY
 
     def AwaitingHalfKX_OOBPublicIdentityInvite(self) -> int | None:
-        """on OOBPublicIdentityInvite (message, line 185)."""
+        """on OOBPublicIdentityInvite (message, line 215)."""
         b = self.bindings
         b.acceptResetInvite()
         self.send(RMOHalfKX, to=b.inviterRV())
@@ -614,35 +637,57 @@ class PeerKX(Machine):
 
     # --- state Crossing
 
+    def Crossing_SendChat(self) -> int | None:
+        """on SendChat (external, line 230)."""
+        b = self.bindings
+        if b.ratchetNeedsReset():
+            b.queueChat()
+        else:
+            if b.mayChat():
+                b.sendChat()
+                self.send(RMPrivateMessage, to=b.chatPeerRV())
+        return None
+
     def Crossing_RMPrivateMessage(self) -> int | None:
-        """on RMPrivateMessage (message, line 197)."""
+        """on RMPrivateMessage (message, line 241)."""
         b = self.bindings
         b.receiveChat()
         return None
 
     def Crossing_RMOHalfKX(self) -> int | None:
-        """on RMOHalfKX (message, line 201)."""
+        """on RMOHalfKX (message, line 245)."""
         b = self.bindings
         b.answerHalfKX()
         self.send(RMOFullKX, to=b.acceptorRV())
         return PEERKX_AWAITING_FULL_KX
 
     def Crossing_RMOFullKX(self) -> int | None:
-        """on RMOFullKX (message, line 207)."""
+        """on RMOFullKX (message, line 251)."""
         b = self.bindings
         b.finishFullKX()
         return PEERKX_AWAITING_HALF_KX
 
     # --- state AwaitingFullKX
 
+    def AwaitingFullKX_SendChat(self) -> int | None:
+        """on SendChat (external, line 263)."""
+        b = self.bindings
+        if b.ratchetNeedsReset():
+            b.queueChat()
+        else:
+            if b.mayChat():
+                b.sendChat()
+                self.send(RMPrivateMessage, to=b.chatPeerRV())
+        return None
+
     def AwaitingFullKX_RMPrivateMessage(self) -> int | None:
-        """on RMPrivateMessage (message, line 216)."""
+        """on RMPrivateMessage (message, line 274)."""
         b = self.bindings
         b.receiveChat()
         return None
 
     def AwaitingFullKX_RMOFullKX(self) -> int | None:
-        """on RMOFullKX (message, line 220)."""
+        """on RMOFullKX (message, line 278)."""
         b = self.bindings
         b.finishFullKX()
         return PEERKX_READY
@@ -681,20 +726,24 @@ class PeerKX(Machine):
             PeerKXEvent.RMTransitiveMessage: Ready_RMTransitiveMessage,
         },
         PeerKXState.AwaitingTransitiveInvite: {
+            PeerKXEvent.SendChat: AwaitingTransitiveInvite_SendChat,
             PeerKXEvent.RMPrivateMessage: AwaitingTransitiveInvite_RMPrivateMessage,
             PeerKXEvent.RMTransitiveMessageFwd: AwaitingTransitiveInvite_RMTransitiveMessageFwd,
         },
         PeerKXState.AwaitingHalfKX: {
+            PeerKXEvent.SendChat: AwaitingHalfKX_SendChat,
             PeerKXEvent.RMPrivateMessage: AwaitingHalfKX_RMPrivateMessage,
             PeerKXEvent.RMOHalfKX: AwaitingHalfKX_RMOHalfKX,
             PeerKXEvent.OOBPublicIdentityInvite: AwaitingHalfKX_OOBPublicIdentityInvite,
         },
         PeerKXState.Crossing: {
+            PeerKXEvent.SendChat: Crossing_SendChat,
             PeerKXEvent.RMPrivateMessage: Crossing_RMPrivateMessage,
             PeerKXEvent.RMOHalfKX: Crossing_RMOHalfKX,
             PeerKXEvent.RMOFullKX: Crossing_RMOFullKX,
         },
         PeerKXState.AwaitingFullKX: {
+            PeerKXEvent.SendChat: AwaitingFullKX_SendChat,
             PeerKXEvent.RMPrivateMessage: AwaitingFullKX_RMPrivateMessage,
             PeerKXEvent.RMOFullKX: AwaitingFullKX_RMOFullKX,
         },

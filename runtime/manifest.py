@@ -82,6 +82,10 @@ class Manifest:
     consents: tuple[str, ...] = ()
     # Scenario [expect] keys the protocol's `check` reads (besides the generic ones).
     expectations: Sequence[str] = ()
+    # The network is a store-and-forward relay (BisonRelay's server): what is posted to an
+    # address nobody listens on waits there for the first party that subscribes, instead
+    # of reaching no one (runtime.harness.network.InMemoryNetwork.mailboxes).
+    mailboxes: bool = False
 
     @property
     def dsl(self) -> Path:

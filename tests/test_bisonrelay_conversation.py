@@ -90,11 +90,39 @@ def test_a_busted_ratchet_is_reset_when_the_user_sends_and_the_conversation_goes
     alice.peers = tuple(dataclasses.replace(p, ratchet=busted) if p is entry else p for p in alice.peers)
     sim.step({"party": "alice", "event": "SendChat", "to": "bob", "text": "hi"})
     assert sim.parties["alice"].machine.state_name == "AwaitingHalfKX" and alice.chats_sent == ()
+    assert alice.queued == ((bob.id, "hi"),)
+    # During the reset the ratchet is still busted: a second chat waits too.
+    sim.step({"party": "alice", "event": "SendChat", "to": "bob", "text": "still there?"})
+    assert alice.queued == ((bob.id, "hi"), (bob.id, "still there?")) and alice.chats_sent == ()
     sim.step({"deliver": True})
+    # The reset completed: both went over the new ratchet, in order, and were received.
+    assert alice.queued == () and alice.flushing == ()
+    assert [t for _, t in alice.chats_sent] == ["hi", "still there?"]
+    assert [t for _, t in bob.chats_received] == ["hi", "still there?"]
     sim.step({"party": "alice", "event": "SendChat", "to": "bob", "text": "hi again"})
     sim.step({"deliver": True})
-    assert [t for _, t in bob.chats_received] == ["hi again"]
+    assert [t for _, t in bob.chats_received] == ["hi", "still there?", "hi again"]
     assert rv_address(alice.peer(bob.id).send_rendezvous()).startswith("rv:")  # type: ignore[union-attr]
+
+
+def test_a_chat_during_a_reset_goes_over_the_old_ratchet_and_the_next_over_the_new() -> None:
+    """BR's send queue encrypts with the ratchet the user holds: the old one until the reset
+    completes (SendChat is handled in every state)."""
+    sim = _ready("chat_conversation", 3)  # "hi" delivered
+    alice, bob = _device(sim, "alice"), _device(sim, "bob")
+    old = alice.peer(bob.id)
+    assert old is not None
+    sim.step({"party": "alice", "event": "ResetRatchet"})
+    assert sim.parties["alice"].machine.state_name == "AwaitingHalfKX"
+    sim.step({"party": "alice", "event": "SendChat", "to": "bob", "text": "meanwhile"})
+    assert alice.queued == () and [t for _, t in alice.chats_sent] == ["hi", "meanwhile"]
+    assert alice.peer(bob.id).seed == old.seed  # type: ignore[union-attr]
+    sim.step({"deliver": True})
+    assert [t for _, t in bob.chats_received] == ["hi", "meanwhile"]
+    assert alice.peer(bob.id).seed != old.seed  # type: ignore[union-attr]
+    sim.step({"party": "alice", "event": "SendChat", "to": "bob", "text": "after"})
+    sim.step({"deliver": True})
+    assert [t for _, t in bob.chats_received] == ["hi", "meanwhile", "after"]
 
 
 def test_the_explorer_catches_a_device_that_keeps_its_ratchet_where_it_was(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -61,6 +61,33 @@ def test_a_message_to_an_address_reaches_whoever_listens_on_it_then() -> None:
     assert net.log[-1][0] == "unrouted" and net.log[-1][1].data == b"late"
 
 
+def test_a_relay_keeps_what_nobody_heard_for_the_first_subscriber_in_posting_order() -> None:
+    """mailboxes (BisonRelay's server): posted to an address nobody listens on, a message
+    waits there, out of flight, and goes to the first party that subscribes, in the order
+    posted even when it subscribes to later addresses first; copies keep their own store."""
+    net = InMemoryNetwork(mailboxes=True)
+    for p in ("alice", "bob", "carol"):
+        net.attach(p)
+    net.post("alice", "channel", b"first", to="rv:1")
+    net.post("alice", "channel", b"second", to="rv:2")
+    net.post("alice", "channel", b"direct", to="bob")
+    assert net.in_flight() == 1 and [a for a, _ in net.stored()] == ["rv:1", "rv:2"]
+    twin = copy.deepcopy(net)
+    net.subscribe("bob", "rv:2")
+    net.subscribe("bob", "rv:1")
+    assert [d.data for d in net.queue("bob")] == [b"first", b"second", b"direct"]
+    assert all(d.receiver == "bob" for d in net.queue("bob")) and net.stored() == ()
+    net.subscribe("carol", "rv:1")  # fetched already: the relay hands a payload out once
+    assert net.queue("carol") == []
+    assert [a for a, _ in twin.stored()] == ["rv:1", "rv:2"] and [d.data for d in twin.queue("bob")] == [b"direct"]
+    plain = InMemoryNetwork()
+    plain.attach("alice")
+    plain.post("alice", "channel", b"lost", to="rv:1")
+    plain.attach("bob")
+    plain.subscribe("bob", "rv:1")
+    assert plain.queue("bob") == [] and plain.stored() == () and plain.log[-1][0] == "unrouted"
+
+
 def test_an_address_and_a_party_cannot_share_a_name() -> None:
     net = InMemoryNetwork()
     net.attach("bob")

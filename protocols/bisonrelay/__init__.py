@@ -43,4 +43,6 @@ PROTOCOL = Manifest(
     # (runtime/harness/explore.py), which would leave the signals unbounded.
     user_events=("AcceptInvite", "ResetRatchet", "RequestMediateIdentity"),
     consents=("AcceptInvite", "ResetRatchet", "RequestMediateIdentity", "SendChat"),
+    # BR's server keeps a payload at its RV until the subscriber fetches it.
+    mailboxes=True,
 )

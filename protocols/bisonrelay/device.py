@@ -296,6 +296,7 @@ class Outgoing:
     key: bytes  # the receiver's sntrup4591761 public key
     what: str  # initial, step3, reset, ratchet
     peer: bytes | None = None  # for a ratchet message: whose ratchet encrypts it
+    encrypted: bytes | None = None  # for a ratchet message: the ratchet's output (None if it busted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +324,8 @@ class KXState:
     completed: tuple[Completion, ...]
     chats_sent: tuple[tuple[bytes, str], ...] = ()  # (to, text), in order
     chats_received: tuple[tuple[bytes, str], ...] = ()  # (from, text), in order
+    queued: tuple[tuple[bytes, str], ...] = ()  # (to, text) waiting for a reset of that ratchet
+    flushing: tuple[tuple[bytes, str], ...] = ()  # (to, text) a completed reset signalled SendChat for
     sealed: tuple[tuple[bytes, bytes], ...] = field(default=(), compare=False)  # (to, ratchet message) of chats
     opened: tuple[tuple[bytes, bytes], ...] = field(default=(), compare=False)  # (from, ratchet message) of chats
     expired: tuple[str, ...] = field(default=(), compare=False)
@@ -390,6 +393,8 @@ class BisonRelayDevice(DeviceBase[KXState]):
     completed: tuple[Completion, ...] = ()
     chats_sent: tuple[tuple[bytes, str], ...] = ()
     chats_received: tuple[tuple[bytes, str], ...] = ()
+    queued: tuple[tuple[bytes, str], ...] = ()
+    flushing: tuple[tuple[bytes, str], ...] = ()
     sealed: tuple[tuple[bytes, bytes], ...] = ()
     opened: tuple[tuple[bytes, bytes], ...] = ()
     expired: tuple[str, ...] = ()
@@ -399,13 +404,14 @@ class BisonRelayDevice(DeviceBase[KXState]):
 
     def snapshot(self) -> KXState:
         return KXState(self.peers, self.inviting, self.accepting, self.mediation, self.used_invites,
-                       self.completed, self.chats_sent, self.chats_received, self.sealed, self.opened,
-                       self.expired, self.outgoing, self.message, self.arrival)
+                       self.completed, self.chats_sent, self.chats_received, self.queued, self.flushing,
+                       self.sealed, self.opened, self.expired, self.outgoing, self.message, self.arrival)
 
     def restore(self, state: KXState) -> None:
         self.peers, self.inviting, self.accepting = state.peers, state.inviting, state.accepting
         self.mediation, self.used_invites, self.completed = state.mediation, state.used_invites, state.completed
         self.chats_sent, self.chats_received = state.chats_sent, state.chats_received
+        self.queued, self.flushing = state.queued, state.flushing
         self.sealed, self.opened = state.sealed, state.opened
         self.expired, self.outgoing = state.expired, state.outgoing
         self.message, self.arrival = state.message, state.arrival
@@ -513,8 +519,24 @@ class BisonRelayDevice(DeviceBase[KXState]):
         return frozenset(rv_address(rv) for rv in self._rendezvous())
 
     def capture(self, message: Any, to: str | None = None) -> Outgoing:
+        """Where the message goes; a ratchet message is encrypted here, when it is sent
+        (remoteuser.go encryptRM), so that the next one in the same step (the chats a
+        completed reset flushes) is read at the RV the ratchet moved to."""
         assert self.outgoing is not None, f"{self.name}: {type(message).__name__} sent with no destination"
-        return self.outgoing
+        captured = self.outgoing
+        if captured.what != "ratchet":
+            return captured
+        peer = self.peer(captured.peer)
+        assert peer is not None
+        data = self._module.CODEC.encode(message)
+        encrypted: tuple[RatchetState, bytes | None] = self._drawing(_encrypt, peer.ratchet, data, self.clock())
+        state, sealed = encrypted
+        self._replace_peer(peer.identity, lambda p: replace(p, ratchet=state))
+        if sealed is None:
+            self.expired = (*self.expired, f"ratchet with {self.who(peer.identity)} busted")
+        elif type(message).__name__ == CHAT:
+            self.sealed = (*self.sealed, (peer.identity, sealed))
+        return replace(captured, encrypted=sealed)
 
     def describe(self, captured: Outgoing) -> tuple[str, str, str]:
         return captured.what, captured.rv.hex()[:16], hashlib.sha256(captured.key).hexdigest()[:16]
@@ -524,21 +546,11 @@ class BisonRelayDevice(DeviceBase[KXState]):
         zlib(JSON(RMOHeader) "\\n" JSON(message) "\\n") the same way; `data` is our UPER
         encoding instead, and the RV in front stands for the relay's RouteMessage{Rendezvous}.
         A message to a peer we hold a ratchet with is that ratchet's encryption of our encoding
-        instead (remoteuser.go encryptRM), posted at the send RV read before the encrypt; the
-        ratchet steps. If the encrypt busts the ratchet, the busted state is kept and what is
-        posted is the RV alone, which no one takes (BR sends nothing)."""
+        instead (remoteuser.go encryptRM, done by `capture`), posted at the send RV read before
+        the encrypt; the ratchet stepped. If the encrypt busted the ratchet, the busted state is
+        kept and what is posted is the RV alone, which no one takes (BR sends nothing)."""
         if captured.what == "ratchet":
-            peer = self.peer(captured.peer)
-            assert peer is not None
-            encrypted: tuple[RatchetState, bytes | None] = self._drawing(_encrypt, peer.ratchet, data, self.clock())
-            state, sealed = encrypted
-            self._replace_peer(peer.identity, lambda p: replace(p, ratchet=state))
-            if sealed is None:
-                self.expired = (*self.expired, f"ratchet with {self.who(peer.identity)} busted")
-                return captured.rv
-            if type(message).__name__ == CHAT:
-                self.sealed = (*self.sealed, (peer.identity, sealed))
-            return captured.rv + sealed
+            return captured.rv + (captured.encrypted or b"")
         blob: bytes = self._drawing(kx.seal, data, captured.key)
         return captured.rv + blob
 
@@ -649,6 +661,14 @@ class BisonRelayDevice(DeviceBase[KXState]):
         self.completed = (*self.completed, Completion(how, role, done.peer.identity, expected, done.seed,
                                                             done.peer.key))
         self.machine.notify("kx completed", (how, role, self.who(done.peer.identity)))
+        # The chats that waited for this ratchet go out over it, in order: one SendChat each,
+        # run after this step (run to completion), each taking the head of `flushing`.
+        waiting = tuple(chat for chat in self.queued if chat[0] == done.peer.identity)
+        if waiting:
+            self.queued = tuple(chat for chat in self.queued if chat[0] != done.peer.identity)
+            self.flushing = (*self.flushing, *waiting)
+            for _ in waiting:
+                self.machine.signal(self.machine.Event.SendChat)
 
     def _reset_target(self, identity: bytes | None = None) -> tuple[Outgoing, bytes] | None:
         """Where ResetRatchet's invite goes (or a reset of the ratchet with `identity`), and
@@ -685,9 +705,23 @@ class BisonRelayDevice(DeviceBase[KXState]):
     def knowsRecipient(self) -> bool:
         return self.peer(self.message.forIdentity) is not None
 
+    def _chat(self) -> tuple[bytes, str] | None:
+        """What this SendChat sends: the next chat a completed reset flushes, else the user's
+        (parties.before_event set it)."""
+        if self.flushing:
+            return self.flushing[0]
+        if self.chat_to is None or self.chat_text is None:
+            return None
+        return self.chat_to, self.chat_text
+
+    def _chat_done(self) -> None:
+        if self.flushing:
+            self.flushing = self.flushing[1:]
+
     def mayChat(self) -> bool:
-        """The user's chat message is for a peer we hold a ratchet with."""
-        return self.chat_text is not None and self.peer(self.chat_to) is not None
+        """The chat message is for a peer we hold a ratchet with."""
+        chat = self._chat()
+        return chat is not None and self.peer(chat[0]) is not None
 
     def ratchetNeedsReset(self) -> bool:
         """The ratchet with the chat's peer is busted (an encrypt failed: BR's rError), its next
@@ -695,8 +729,9 @@ class BisonRelayDevice(DeviceBase[KXState]):
         decrypted for `idle_interval`, nor the ratchet made in it, though we sent (Ratchet.idle;
         BR's ResetAllOldRatchets resets a ratchet that never decrypted at once, since its
         last decryption is Go's zero time: a new one would be idle here)."""
-        peer = self.peer(self.chat_to)
-        if peer is None or self.chat_text is None:
+        chat = self._chat()
+        peer = None if chat is None else self.peer(chat[0])
+        if peer is None:
             return False
         ratchet = Ratchet.restore(peer.ratchet, clock=self.clock)
         if ratchet.busted is not None or _would_bust(peer.ratchet):
@@ -749,8 +784,11 @@ class BisonRelayDevice(DeviceBase[KXState]):
         self.outgoing = outgoing
 
     def resetChatRatchet(self) -> None:
-        """The reset of the chat peer's ratchet (client/kx.go requestReset), as ResetRatchet's."""
-        target = self._reset_target(self.chat_to)
+        """The reset of the chat peer's ratchet (client/kx.go requestReset), as ResetRatchet's;
+        the chat waits for it in the queue. BR gives the encrypt error to the user, who resets
+        and sends again: the queue does that second step, so no chat is lost to a reset."""
+        self.queueChat()
+        target = self._reset_target(self.queued[-1][0])
         assert target is not None
         outgoing, identity = target
         pending, invite = self._drawing(kx.create_invite, self.public)
@@ -761,12 +799,22 @@ class BisonRelayDevice(DeviceBase[KXState]):
         self.outgoing = outgoing
         self.machine.notify("ratchet reset", (self.who(identity),))
 
+    def queueChat(self) -> None:
+        """The chat waits until a reset of its peer's ratchet completes."""
+        chat = self._chat()
+        assert chat is not None
+        self._chat_done()
+        self.queued = (*self.queued, chat)
+
     def sendChat(self) -> None:
         """client.PM: RMPrivateMessage{message} over the ratchet with the chat's peer."""
-        assert self.chat_to is not None and self.chat_text is not None
-        self.machine.buffer.message = self.chat_text
-        self.chats_sent = (*self.chats_sent, (self.chat_to, self.chat_text))
-        self._ratchet_send(self.chat_to)
+        chat = self._chat()
+        assert chat is not None
+        self._chat_done()
+        to, text = chat
+        self.machine.buffer.message = text
+        self.chats_sent = (*self.chats_sent, chat)
+        self._ratchet_send(to)
 
     def receiveChat(self) -> None:
         """handlePM: the message, recorded in order (and the ratchet message it came in)."""

@@ -400,6 +400,9 @@ class Explorer:
                                          key, left, limits, p.active_transport)))
         net = world.sim.network
         queues = tuple(self._intern((r, tuple((d.label, d.copy) for d in net.queue(r)))) for r in net.receivers())
+        if net.mailboxes:
+            queues += tuple(self._intern(("stored", address, tuple(d.label for d in posts)))
+                            for address, posts in net.stored())
         world.records, world.carried = records, None
         return (tuple(parties), queues, self._intern(tuple(sorted(world.budget.items()))),
                 self._intern(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),

@@ -83,6 +83,12 @@ class InMemoryNetwork:
     # explorer, which picks deliveries itself.
     track_order: bool = True
     _order: deque[Delivery] = field(default_factory=deque)
+    # A store-and-forward relay (BisonRelay's server keeps a payload at its RV until the
+    # subscriber fetches it): posted to an address nobody listens on, a message waits in
+    # `_stored` and goes to the first party that subscribes there. Without, it reaches no
+    # one. Stored messages are not in flight (`in_flight`): they rest on the relay.
+    mailboxes: bool = False
+    _stored: dict[str, list[Delivery]] = field(default_factory=dict)  # address -> posts, in order
 
     def __post_init__(self) -> None:
         self._random = SeededRandom(self.seed)
@@ -110,6 +116,23 @@ class InMemoryNetwork:
         listeners = self._addresses.setdefault(address, [])
         if party not in listeners:
             listeners.append(party)
+        stored = self._stored.pop(address, None)
+        if stored:
+            self.track_order = False  # older posts join a queue: `next` scans from now on
+            queue = self._queues.setdefault(party, [])
+            for d in stored:
+                self.log.append(("fetched", d))
+                d = d._replace(receiver=party)
+                if not self.faults.none:
+                    self._enqueue(d)
+                    continue
+                # In posting order among what is queued: a party that subscribes to several
+                # addresses at once (BisonRelay's next RVs) gets what waited there as posted.
+                position = len(queue)
+                while position and queue[position - 1].seq > d.seq:
+                    position -= 1
+                queue.insert(position, d)
+                self.log.append(("post", d))
 
     def unsubscribe(self, party: str, address: str) -> None:
         listeners = self._addresses.get(address, [])
@@ -138,7 +161,12 @@ class InMemoryNetwork:
         else:
             receivers = list(self._addresses.get(to, ()))
             if not receivers:
-                self.log.append(("unrouted", _new(Delivery, (self._seq, transport, sender, to, data, 0.0, 0, label))))
+                unheard = _new(Delivery, (self._seq, transport, sender, to, data, 0.0, 0, label))
+                if self.mailboxes:
+                    self._stored.setdefault(to, []).append(unheard)
+                    self.log.append(("stored", unheard))
+                else:
+                    self.log.append(("unrouted", unheard))
         # tuple.__new__: a NamedTuple's own __new__ is Python code, and this runs per receiver.
         posted = [_new(Delivery, (self._seq, transport, sender, receiver, data, 0.0, 0, label))
                   for receiver in receivers]
@@ -199,6 +227,10 @@ class InMemoryNetwork:
         self.log.append(("lost", d))
         return d
 
+    def stored(self) -> tuple[tuple[str, tuple[Delivery, ...]], ...]:
+        """What waits on the relay for a subscriber, by address (in order of address)."""
+        return tuple((address, tuple(posts)) for address, posts in sorted(self._stored.items()))
+
     def in_flight(self) -> int:
         return sum(len(q) for q in self._queues.values())
 
@@ -253,4 +285,5 @@ def _lists(value: dict[str, list[Any]], memo: dict[int, Any]) -> dict[str, list[
 _NETWORK_COPY: dict[str, Copier] = {
     "seed": share, "faults": share, "_seq": share, "now": share, "track_order": share, "_order": values,
     "_members": _lists, "_queues": _lists, "_addresses": _lists, "log": values,  # log: (str, Delivery) tuples
+    "mailboxes": share, "_stored": _lists,
 }

@@ -159,7 +159,8 @@ class Simulation:
         self.scenario = scenario
         self.now = 0.0
         self.rng = SeededRandom(scenario.seed)
-        self.network = InMemoryNetwork(seed=self.rng.getrandbits(64), faults=scenario.faults)
+        self.network = InMemoryNetwork(seed=self.rng.getrandbits(64), faults=scenario.faults,
+                                       mailboxes=scenario.protocol.mailboxes)
         codec = scenario.machines.CODEC
         self.trace: list[TraceEntry] = []
         devices = scenario.protocol.make_devices(scenario.parties, self.rng)
