@@ -21,6 +21,7 @@ RemoteProtocolError, h2's exceptions):
         │   ├── ScenarioError  scenario     a scenario file that cannot be run
         │   └── RegistryError  registry     no such protocol, or a manifest that is wrong
         ├── EncodeError        encode       a message value the wire type does not admit
+        ├── StoreError         store        a party's store file that cannot be used as it is
         └── MachineError       machine      the protocol text or its bindings are wrong
             └── UnsetFieldError  unset-field  `send` with a field the I/O buffer lacks
 """
@@ -39,6 +40,7 @@ __all__ = [
     "RegistryError",
     "RemoteError",
     "ScenarioError",
+    "StoreError",
     "UnsetFieldError",
     "UsageError",
     "VerificationError",
@@ -104,6 +106,18 @@ class EncodeError(LocalError):
     """A message value the ASN.1 type does not admit (a TID of 15 bytes)."""
 
     code = "encode"
+
+
+class StoreError(LocalError):
+    """A store file that is corrupt, truncated, of a newer schema or sealed under another
+    key: the message names the file and the problem, and nothing was written to it."""
+
+    code = "store"
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
 
 
 class MachineError(LocalError):

@@ -71,6 +71,9 @@ class Party:
     # Message id -> when its rate limit (A.1.6.4) lets it be sent again.
     rate_limited_until: dict[int, float] = field(default_factory=dict)
     listening: frozenset[str] = frozenset()  # the addresses the transport delivers from
+    # When set, sends wait here as (transport, to, data, label) until the driver posts them
+    # (`post`): runtime.durable commits a step before anything it sent leaves.
+    outbox: list[tuple[str, str | None, bytes, Any]] | None = None
 
     def __post_init__(self) -> None:
         self.network.attach(self.name, self.transports)
@@ -188,8 +191,16 @@ class Party:
         transports: tuple[str, ...] = self.transports if broadcast else (active,)
         for transport in transports:
             label = (self.name, message, self.device.describe(effect.context))
-            seq = self.network.post(self.name, transport, data, to=effect.to, label=label)
-            self._log("send", message.NAME, peer=effect.to, message=message.NAME, seq=seq)
+            if self.outbox is not None:
+                self.outbox.append((transport, effect.to, data, label))
+            else:
+                self.post(transport, effect.to, data, label)
+
+    def post(self, transport: str, to: str | None, data: bytes, label: Any) -> None:
+        """Put a sealed message on the transport (label: (sender, message, description))."""
+        seq = self.network.post(self.name, transport, data, to=to, label=label)
+        name = label[1].NAME
+        self._log("send", name, peer=to, message=name, seq=seq)
 
     def _log(self, kind: str, detail: str, peer: str | None = None, message: str | None = None,
              seq: int | None = None, state: str | None = None, event: str | None = None,
@@ -202,7 +213,7 @@ class Party:
 # trace holds frozen TraceEntry records, and is the simulation's own list (see values).
 _PARTY_COPY: dict[str, Copier] = {
     "name": share, "transports": share, "active_transport": share, "deadline": share, "listening": share,
-    "trace": values, "rate_limited_until": values,
+    "trace": values, "rate_limited_until": values, "outbox": share,  # a durable party is not copied
 }
 
 _new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
