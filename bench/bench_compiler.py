@@ -36,11 +36,19 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
 
 
 def synthetic(text: str, copies: int) -> str:
-    """KeySync's fsm `copies` times in one protocol, each fsm renamed and renumbered."""
+    """KeySync's fsm `copies` times in one protocol, each fsm renamed and renumbered, and
+    its messages renamed: the messages of a protocol's fsms become classes of one Python
+    module, so two of one name are an error (python-name)."""
     start = text.index("fsm KeySync")
     end = text.rindex("}", 0, text.rindex("}"))  # the fsm's closing brace
     body = text[start:end + 1]
-    fsms = [re.sub(r"fsm KeySync 1", f"fsm KeySync{i} {i}", body, count=1) for i in range(1, copies + 1)]
+    messages = re.findall(r"\bmessage (\w+) \d+", body)
+    fsms = []
+    for i in range(1, copies + 1):
+        fsm = re.sub(r"fsm KeySync 1", f"fsm KeySync{i} {i}", body, count=1)
+        if i > 1:
+            fsm = re.sub(r"\b(" + "|".join(messages) + r")\b", rf"\g<1>{i}", fsm)
+        fsms.append(fsm)
     return text[:start] + "\n".join(fsms) + text[end + 1:]
 
 
