@@ -77,7 +77,7 @@ class PreKey:
     version: int
     private: bytes = field(repr=False)
     public: bytes
-    created_at: float = 0.0
+    created_at: float | None = None  # None: made before the installation started (setUp stamps it)
     expired_at: float | None = None
 
 
@@ -547,6 +547,10 @@ class StatusDevice(DeviceBase[InstallationState]):
     # --- actions
 
     def setUp(self) -> None:
+        # The prekeys made with the installation are as old as its start on its clock
+        # (the simulator's clock starts at 0; a real run's is the wall clock).
+        self.prekeys = tuple(replace(p, created_at=self.now()) if p.created_at is None else p
+                             for p in self.prekeys)
         if self.bundle is None:
             self._rebundle()
 
@@ -670,7 +674,8 @@ class StatusDevice(DeviceBase[InstallationState]):
     def _create_bundle(self) -> None:
         """status-go CreateBundle: rotate if our signed prekey is older than
         BUNDLE_REFRESH_INTERVAL, then re-sign the bundle."""
-        if self.now() - self.current_prekey().created_at >= BUNDLE_REFRESH_INTERVAL:
+        created = self.current_prekey().created_at
+        if created is not None and self.now() - created >= BUNDLE_REFRESH_INTERVAL:
             self.rotateBundle()
         else:
             self._rebundle()
