@@ -13,6 +13,7 @@ runtime.values: two runs of which one crashed and resumed between steps are the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,14 +38,16 @@ class PartyRecord:
     active_transport: str | None = None
     listening: frozenset[str] = frozenset()
     positions: tuple[tuple[str, str], ...] = ()  # a transport's read positions (stream -> id)
+    clock_offset: float = 0.0  # how far a driver's clock was moved ahead of the wall clock (runtime.aio)
 
 
-def record_of(party: Party, positions: tuple[tuple[str, str], ...] = ()) -> PartyRecord:
+def record_of(party: Party, positions: tuple[tuple[str, str], ...] = (), clock_offset: float = 0.0) -> PartyRecord:
     rng = getattr(party.device, "rng", None)
     return PartyRecord(state=party.machine.state_id, buffer=party.machine.buffer, device=party.device.snapshot(),
                        random=rng.getstate() if rng is not None and hasattr(rng, "getstate") else None,
                        deadline=party.deadline, rate_limited_until=tuple(sorted(party.rate_limited_until.items())),
-                       active_transport=party.active_transport, listening=party.listening, positions=positions)
+                       active_transport=party.active_transport, listening=party.listening, positions=positions,
+                       clock_offset=clock_offset)
 
 
 def restore(party: Party, record: PartyRecord) -> None:
@@ -67,24 +70,36 @@ def restore(party: Party, record: PartyRecord) -> None:
 class DurableParty:
     """A party and its store: each input is a step, committed before what it sent is posted."""
 
-    def __init__(self, party: Party, store: Store, values: Values, *, step: int = 0) -> None:
+    def __init__(self, party: Party, store: Store, values: Values, *, step: int = 0, autopost: bool = True,
+                 positions: Callable[[], tuple[tuple[str, str], ...]] = tuple,
+                 clock_offset: Callable[[], float] = float) -> None:
+        """`positions` gives the transport's consumed read positions, committed with each
+        step. With `autopost` the party posts a step's messages right after its commit;
+        without, the driver takes them from `pending`, posts them (asynchronously) and
+        calls `posted` (runtime.aio)."""
         self.party = party
         self.store = store
         self.values = values
         self.step = step
+        self.autopost = autopost
+        self.positions = positions
+        self.clock_offset = clock_offset
+        self.pending: tuple[Outgoing, ...] = ()
+        self.record: PartyRecord | None = None  # what `resume` restored (its positions: the transport's)
         party.outbox = []
 
     @classmethod
-    def resume(cls, party: Party, store: Store, values: Values) -> DurableParty:
+    def resume(cls, party: Party, store: Store, values: Values, **options: Any) -> DurableParty:
         """`party` (freshly built, as at the start) as its store left it; the messages of
-        the last step that were not marked sent are posted now."""
+        the last step that were not marked sent are posted now (or left in `pending`)."""
         saved = store.load()
-        durable = cls(party, store, values, step=0 if saved is None else saved.step)
+        durable = cls(party, store, values, step=0 if saved is None else saved.step, **options)
         if saved is not None:
             record = values.decode(saved.record)
             if not isinstance(record, PartyRecord):
                 raise TypeError(f"{store.path}: the record is a {type(record).__name__}, not a PartyRecord")
             restore(party, record)
+            durable.record = record
             durable._post(saved.outbox)
         return durable
 
@@ -119,11 +134,20 @@ class DurableParty:
         sent = [Outgoing(transport, to, data, self.values.encode(label)) for transport, to, data, label in outbox]
         outbox.clear()
         self.step += 1
-        stored = self.store.commit(self.step, self.values.encode(record_of(self.party)), sent)
+        record = record_of(self.party, self.positions(), self.clock_offset())
+        stored = self.store.commit(self.step, self.values.encode(record), sent)
         self._post(stored)
 
     def _post(self, entries: tuple[Outgoing, ...]) -> None:
         for entry in entries:
             self.party.post(entry.transport, entry.address, entry.data, self.values.decode(entry.label))
-        if entries:
+        if not self.autopost:
+            self.pending = (*self.pending, *entries)  # the driver writes them, then `posted`
+        elif entries:
             self.store.sent(entries)
+
+    def posted(self) -> None:
+        """What `pending` held is on the transport: out of the outbox."""
+        if self.pending:
+            self.store.sent(self.pending)
+            self.pending = ()
