@@ -8,9 +8,9 @@ STAMP   := $(VENV)/.installed-stamp
 PROTOCOLS := $(sort $(wildcard protocols/*/*.fsm))
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test generate diagrams bench check clean
+.PHONY: setup graphviz redis demo test generate diagrams bench check clean
 
-setup: $(STAMP) graphviz
+setup: $(STAMP) graphviz redis
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +22,13 @@ graphviz:
 	@command -v dot >/dev/null 2>&1 || { \
 	  echo "installing graphviz (dot) with apt-get"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null; }
+
+# redis-server carries `fsmc run` and its tests (each starts a server of its own on a free
+# loopback port); install it from the distribution when it is missing.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server with apt-get"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
 demo: setup
 	@cd $(CURDIR) && $(PY) -m fsmc.demo

@@ -173,6 +173,36 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from fsmc.run import run_scenario
+    from runtime.errors import LocalError
+    from runtime.harness import msc
+
+    scenario = _scenario(args.scenario)
+    if isinstance(scenario, int):
+        return scenario
+    try:
+        result, _ = run_scenario(scenario.path, args.transport, redis_url=args.redis_url,
+                                 store=Path(args.store) if args.store else None)
+    except (LocalError, TimeoutError, ChildProcessError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    title = f"{scenario.path.name}: {scenario.description} (over {args.transport})"
+    if args.msc:
+        write_if_changed(Path(args.msc), msc.svg(result.trace, result.order, title))
+    if args.json:
+        print(json.dumps(result.json(), indent=2))
+    else:
+        print(title)
+        print(msc.text(result.trace, result.order))
+        for name, party in result.parties.items():
+            print(f"{name}: {party['state']}, keys {party['keys']}")
+        for failure in result.failures:
+            print(f"FAILED: {failure}")
+        print("ok" if result.ok else "expectations failed")
+    return 0 if result.ok else 1
+
+
 def _cmd_explore(args: argparse.Namespace) -> int:
     from runtime.errors import LocalError
     from runtime.harness import msc
@@ -266,6 +296,16 @@ def _parser() -> argparse.ArgumentParser:
     p = command("simulate", "run a scenario and print its sequence chart", _cmd_simulate)
     p.add_argument("scenario")
     p.add_argument("--json", action="store_true", help="parties, trace and verdict as JSON")
+    p.add_argument("--msc", metavar="FILE.svg", help="also write the sequence chart as SVG")
+
+    p = command("run", "run a scenario's parties as separate processes over a real transport", _cmd_run)
+    p.add_argument("scenario")
+    p.add_argument("--transport", choices=("memory", "redis"), default="redis",
+                   help="redis: one process per party over Redis Streams (a server of its own unless "
+                        "--redis-url); memory: the parties as tasks of one process on the in-memory network")
+    p.add_argument("--redis-url", metavar="URL", help="a running server, e.g. redis://127.0.0.1:6379/0")
+    p.add_argument("--store", metavar="DIR", help="the parties' stores (default: a temporary directory)")
+    p.add_argument("--json", action="store_true", help="parties, trace and verdict as JSON (as simulate's)")
     p.add_argument("--msc", metavar="FILE.svg", help="also write the sequence chart as SVG")
 
     p = command("explore", "explore every interleaving of a scenario and check its invariants", _cmd_explore)

@@ -1,5 +1,5 @@
-"""`make demo`: check and compile every protocol, render its diagrams, run simulations
-and an exploration.
+"""`make demo`: check and compile every protocol, render its diagrams, run simulations,
+a run of separate processes over Redis, and explorations.
 
 What runs is what a user runs: the `fsmc` commands, on protocols/*/*.fsm.
 """
@@ -43,6 +43,9 @@ def main() -> int:
     step("simulate: a BisonRelay conversation over the ratchet the KX set up, each message at its own "
          "rendezvous point", "simulate", "protocols/bisonrelay/scenarios/chat_conversation.toml",
          "--msc", "out/bisonrelay_chat_conversation.svg")
+    step("run for real: a KeySync join, three devices as three processes over Redis Streams (a redis-server "
+         "of its own), each with its store", "run", "protocols/keysync/scenarios/join_group.toml",
+         "--msc", "out/keysync_join_group_redis.svg")
     step("explore: every interleaving and user answer of forming a group, against KeySync's invariants",
          "explore", "protocols/keysync/scenarios/form_group.toml")
     step("explore: a stranger listens on Bob's rendezvous point and replays what it hears; Berty's invariants",
@@ -52,7 +55,8 @@ def main() -> int:
         print(f"  {svg.relative_to(ROOT)}")
     print("Sequence charts of the simulations:\n  out/keysync_form_group.svg\n  out/gka_sequence5.svg\n"
           "  out/berty_contact_accepted.svg\n  out/bisonrelay_accepted_invite.svg\n"
-          "  out/bisonrelay_chat_conversation.svg\n  out/status_paired_device.svg")
+          "  out/bisonrelay_chat_conversation.svg\n  out/status_paired_device.svg\n"
+          "  out/keysync_join_group_redis.svg (the run over Redis)")
     return 0
 
 
