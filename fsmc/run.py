@@ -66,7 +66,8 @@ def _party_for(scenario: Scenario, name: str, transport: Any, clock: Any) -> Par
 
 
 async def serve(scenario: Scenario, name: str, transport: Any, store_dir: Path, key: bytes,
-                commands: Any, emit: Callable[[str, Any], None], *, die_after: int | None = None) -> None:
+                commands: Any, emit: Callable[[str, Any], None], *, die_after: int | None = None,
+                die_before: int | None = None) -> None:
     """One party: built as the simulator builds it, resumed from its store if it has one,
     driven by runtime.aio over `transport`; `commands` (an async iterator of dicts) are
     the coordinator's, `emit(kind, value)` its answers and the trace."""
@@ -86,14 +87,19 @@ async def serve(scenario: Scenario, name: str, transport: Any, store_dir: Path, 
         clock.offset = durable.record.clock_offset
     driver = AsyncParty(party, transport, clock, durable=durable, before_event=scenario.protocol.before_event,
                         on_trace=lambda e: emit("trace", e._asdict()))
-    if die_after is not None:
+    if die_after is not None or die_before is not None:
+        # The crash tests': SIGKILL right after the commit of step `die_after` (nothing of it
+        # written yet), or inside the first step from `die_before` on that takes a delivery,
+        # before its commit (the delivery is read again after the restart).
         original = durable._commit
 
-        def commit_then_die() -> None:
+        def commit_and_die() -> None:
+            if (die_before is not None and durable.step + 1 >= die_before and driver.current == "deliver"):
+                os.kill(os.getpid(), signal.SIGKILL)
             original()
             if durable.step == die_after:
-                os.kill(os.getpid(), signal.SIGKILL)  # committed, nothing of the step written
-        durable._commit = commit_then_die  # type: ignore[method-assign]
+                os.kill(os.getpid(), signal.SIGKILL)
+        durable._commit = commit_and_die  # type: ignore[method-assign]
     await transport.connect()
     emit("ready", {"step": durable.step, "resumed": durable.record is not None})
     runner = asyncio.create_task(driver.run())
@@ -144,7 +150,7 @@ async def _worker(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     await serve(scenario, args.party, transport, Path(args.store), bytes.fromhex(os.environ["FSMC_STORE_KEY"]),
-                _stdin_commands(), emit, die_after=args.die_after)
+                _stdin_commands(), emit, die_after=args.die_after, die_before=args.die_before)
     return 0
 
 
@@ -232,7 +238,7 @@ class Run:
     in-memory network."""
 
     def __init__(self, scenario_path: Path, redis_url: str | None, store: Path, *,
-                 die_after: dict[str, int] | None = None) -> None:
+                 die_after: dict[str, int] | None = None, die_before: dict[str, int] | None = None) -> None:
         self.path = Path(scenario_path)
         self.scenario = load_scenario(self.path)
         self.redis_url = redis_url
@@ -243,6 +249,7 @@ class Run:
         self.namespace = f"fsmc:{uuid.uuid4().hex[:12]}"
         self.key = new_key()
         self.die_after = dict(die_after or {})
+        self.die_before = dict(die_before or {})
         self.trace: list[TraceEntry] = []
         self.finals: dict[str, dict[str, Any]] = {}
         self.workers: dict[str, Worker] = {}
@@ -251,7 +258,7 @@ class Run:
 
     # --- processes
 
-    def _spawn(self, name: str, die_after: int | None) -> Worker:
+    def _spawn(self, name: str, die_after: int | None = None, die_before: int | None = None) -> Worker:
         worker: Worker
         if self.redis_url is None:
             worker = self._spawn_local(name)
@@ -260,6 +267,8 @@ class Run:
                        "--redis-url", self.redis_url, "--namespace", self.namespace, "--store", str(self.store)]
             if die_after is not None:
                 command += ["--die-after", str(die_after)]
+            if die_before is not None:
+                command += ["--die-before", str(die_before)]
             env = dict(os.environ, FSMC_STORE_KEY=self.key.hex())
             process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
             worker = ProcessWorker(name, process=process)
@@ -330,7 +339,7 @@ class Run:
         """Every party's worker, started together (each builds its party), then ready."""
         for spec in self.scenario.parties:
             name = spec["name"]
-            self.workers[name] = self._spawn(name, self.die_after.get(name))
+            self.workers[name] = self._spawn(name, self.die_after.get(name), self.die_before.get(name))
         for worker in self.workers.values():
             self._ready(worker)
 
@@ -339,7 +348,7 @@ class Run:
         old = self.workers[name]
         old.wait()
         self.restarts[name] = self.restarts.get(name, 0) + 1
-        self.workers[name] = self._ready(self._spawn(name, None))
+        self.workers[name] = self._ready(self._spawn(name))
 
     def _alive(self) -> None:
         """Restart the workers that died (a crash test's SIGKILL)."""
@@ -444,7 +453,8 @@ TRANSPORTS = ("memory", "redis")
 
 
 def run_scenario(path: Path, transport: str = "redis", *, redis_url: str | None = None, store: Path | None = None,
-                 die_after: dict[str, int] | None = None) -> tuple[Result, Run]:
+                 die_after: dict[str, int] | None = None,
+                 die_before: dict[str, int] | None = None) -> tuple[Result, Run]:
     """Play a scenario: over Redis (a server of its own when no URL is given), or as tasks
     of this process on the in-memory network. Stores in `store`, else a temporary directory."""
     from runtime.net.redisserver import RedisServer
@@ -454,10 +464,11 @@ def run_scenario(path: Path, transport: str = "redis", *, redis_url: str | None 
     with tempfile.TemporaryDirectory(prefix="fsmc-run-") as tmp:
         where = Path(store) if store is not None else Path(tmp) / "stores"
         if transport == "memory" or redis_url is not None:
-            run = Run(path, None if transport == "memory" else redis_url, where, die_after=die_after)
+            run = Run(path, None if transport == "memory" else redis_url, where, die_after=die_after,
+                      die_before=die_before)
             return run.play(), run
         with RedisServer() as server:
-            run = Run(path, server.url, where, die_after=die_after)
+            run = Run(path, server.url, where, die_after=die_after, die_before=die_before)
             return run.play(), run
 
 
@@ -470,7 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--redis-url", required=True)
     worker.add_argument("--namespace", required=True)
     worker.add_argument("--store", required=True)
-    worker.add_argument("--die-after", type=int, default=None)
+    worker.add_argument("--die-after", type=int, default=None, help="crash tests: SIGKILL after step N's commit")
+    worker.add_argument("--die-before", type=int, default=None,
+                        help="crash tests: SIGKILL before the commit of the first delivery step from N on")
     args = parser.parse_args(argv)
     return asyncio.run(_worker(args))
 

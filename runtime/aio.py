@@ -64,6 +64,7 @@ class AsyncParty:
         self.steps = 0  # inputs handled, by this process
         self.reading_idle = False  # the last read found nothing
         self._busy = False  # a step is under way (taken from the queue, not yet written)
+        self.current: str | None = None  # the kind of input the step under way runs
         self._emitted = len(party.trace)
         self._timer: asyncio.TimerHandle | None = None
         # Nothing is read before the machine has started (its InitState's Init ran): a
@@ -109,7 +110,7 @@ class AsyncParty:
                 item = await self.inputs.get()
                 if item[0] == "stop":
                     break
-                self._busy = True
+                self._busy, self.current = True, item[0]
                 self._step(item)
                 await self._written()
                 self._emit()

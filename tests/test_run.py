@@ -104,6 +104,25 @@ def test_a_party_killed_after_any_step_and_restarted_from_its_store_changes_noth
             assert len(received) == len(set(received)), (party, k)
 
 
+def test_a_party_killed_inside_a_step_reads_its_delivery_again_and_changes_nothing(
+        redis_server: Any, tmp_path: Path) -> None:
+    """SIGKILL before the commit of a step that took a delivery: the delivery's position
+    was not committed, so the restarted party reads it again and takes the step anew.
+    (KeySync's run; mpENC's takes as long again and shows the same.)"""
+    path = SCENARIOS / "keysync/scenarios/form_group.toml"
+    reference = _simulated(path)
+    steps = _steps_taken(path, redis_server.url, tmp_path / "reference")
+    crashes = 0
+    for party, count in steps.items():
+        for k in range(1, count + 1):
+            result, run = run_scenario(path, "redis", redis_url=redis_server.url, store=tmp_path / f"{party}-{k}",
+                                       die_before={party: k})
+            crashes += run.restarts.get(party, 0)
+            assert result.ok, (party, k, result.failures)
+            assert result.parties == reference.parties, (party, k)
+    assert crashes >= len(steps)  # each party took a delivery and died in it at least once
+
+
 def test_a_broker_restart_in_the_middle_of_a_run_is_a_pause(tmp_path: Path) -> None:
     """redis-server stopped and started again (its data kept) while the parties run: they
     reconnect with backoff and complete."""
