@@ -141,6 +141,11 @@ async def _stdin_commands() -> Any:
 async def _worker(args: argparse.Namespace) -> int:
     from runtime.net.redis import RedisTransport
 
+    def dump_tasks() -> None:  # SIGUSR1: where every task of the worker is waiting, to stderr
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
+
     scenario = load_scenario(Path(args.scenario))
     names = [p["name"] for p in scenario.parties]
     transport = RedisTransport(args.redis_url, args.namespace, args.party, names, index=names.index(args.party))
@@ -394,22 +399,23 @@ class Run:
         who = step.get("party", "all")
         return list(self.workers) if who == "all" else [who]
 
-    def step(self, step: dict[str, Any]) -> None:
+    def step(self, step: dict[str, Any], timeout: float = 120) -> None:
+        """Play one scenario step; each waits until the run is quiet (within `timeout`)."""
         self._alive()
         if "start" in step:
             for name in self._targets(step):
                 self.workers[name].send({"cmd": "start"})
-            self.wait_quiet()
+            self.wait_quiet(timeout)
         elif "event" in step:
             for name in self._targets(step):
                 self.workers[name].send({"cmd": "event", "name": step["event"], "step": step})
-            self.wait_quiet()
+            self.wait_quiet(timeout)
         elif "deliver" in step:
-            self.wait_quiet()
+            self.wait_quiet(timeout)
         elif "advance" in step:
             for worker in self.workers.values():
                 worker.send({"cmd": "advance", "seconds": float(step["advance"])})
-            self.wait_quiet()
+            self.wait_quiet(timeout)
 
     def finish(self) -> Result:
         self.wait_quiet()

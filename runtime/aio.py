@@ -17,7 +17,6 @@ the step is done: the same entries as the simulator's, for the same sequence cha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -64,6 +63,7 @@ class AsyncParty:
         self.steps = 0  # inputs handled, by this process
         self.reading_idle = False  # the last read found nothing
         self._busy = False  # a step is under way (taken from the queue, not yet written)
+        self._closing = False  # `stop` was taken: the reader ends
         self.current: str | None = None  # the kind of input the step under way runs
         self._emitted = len(party.trace)
         self._timer: asyncio.TimerHandle | None = None
@@ -118,9 +118,14 @@ class AsyncParty:
                 self.steps += 1
                 self._busy = False
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            # The reader ends at its next read's end (a read waits at most READ_BLOCK_MS).
+            # It is not cancelled inside a read: redis-py's asyncio client can hang in a
+            # blocking XREAD it is cancelled in.
+            self._closing = True
+            try:
+                await asyncio.wait_for(asyncio.shield(reader), timeout=5 * READ_BLOCK_MS / 1000)
+            except TimeoutError:
+                reader.cancel()
             if self._timer is not None:
                 self._timer.cancel()
 
@@ -151,8 +156,13 @@ class AsyncParty:
             self.durable.posted()
 
     async def _reader(self) -> None:
-        await self._started.wait()
-        while True:
+        started = asyncio.ensure_future(self._started.wait())
+        while not started.done():  # not before the start; or until closing
+            if self._closing:
+                started.cancel()
+                return
+            await asyncio.wait([started], timeout=READ_BLOCK_MS / 1000)
+        while not self._closing:
             got = await self.transport.read(READ_BLOCK_MS)
             self.reading_idle = not got
             for delivery, position in got:
@@ -160,7 +170,7 @@ class AsyncParty:
             if got:
                 # Read on only once these are handled: positions stay in step order, and
                 # what the party subscribes to meanwhile is read from the next read on.
-                while not self.inputs.empty():
+                while not self.inputs.empty() and not self._closing:
                     await asyncio.sleep(0.005)
 
     def _arm_timer(self) -> None:
