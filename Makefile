@@ -51,6 +51,7 @@ bench: setup
 	$(PY) bench/bench_gka.py
 	$(PY) bench/bench_handshakes.py
 	$(PY) bench/bench_ratchets.py
+	$(PY) bench/bench_transports.py
 
 # generated/ first, from the DSL files as they are: mypy checks each protocol's device
 # against the `...Bindings` interface its fsm generates, so an action renamed in a DSL
