@@ -148,7 +148,18 @@ async def _worker(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(Path(args.scenario))
     names = [p["name"] for p in scenario.parties]
-    transport = RedisTransport(args.redis_url, args.namespace, args.party, names, index=names.index(args.party))
+    transport: Any
+    if args.tcp:
+        from runtime.net.tcp import TcpTransport
+
+        addresses = {}
+        for item in args.tcp.split(","):
+            party, _, where = item.partition("=")
+            host, _, port = where.rpartition(":")
+            addresses[party] = (host, int(port))
+        transport = TcpTransport(args.party, addresses, index=names.index(args.party))
+    else:
+        transport = RedisTransport(args.redis_url, args.namespace, args.party, names, index=names.index(args.party))
 
     def emit(kind: str, value: Any) -> None:
         sys.stdout.write(json.dumps({kind: value}) + "\n")
@@ -242,11 +253,19 @@ class Run:
     Redis (`redis_url`), or, with `redis_url=None`, asyncio tasks of this process on one
     in-memory network."""
 
-    def __init__(self, scenario_path: Path, redis_url: str | None, store: Path, *,
+    def __init__(self, scenario_path: Path, redis_url: str | None, store: Path, *, transport: str | None = None,
                  die_after: dict[str, int] | None = None, die_before: dict[str, int] | None = None) -> None:
         self.path = Path(scenario_path)
         self.scenario = load_scenario(self.path)
         self.redis_url = redis_url
+        self.transport = transport or ("memory" if redis_url is None else "redis")
+        if self.transport == "tcp":
+            from runtime.net.redisserver import free_port
+
+            if len(self.scenario.parties) != 2:
+                raise ScenarioError(f"{self.path}: TCP carries two parties, the scenario has "
+                                    f"{len(self.scenario.parties)}")
+            self.tcp = ",".join(f"{p['name']}=127.0.0.1:{free_port()}" for p in self.scenario.parties)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._network: Any = None
         self.store = Path(store)
@@ -265,11 +284,12 @@ class Run:
 
     def _spawn(self, name: str, die_after: int | None = None, die_before: int | None = None) -> Worker:
         worker: Worker
-        if self.redis_url is None:
+        if self.transport == "memory":
             worker = self._spawn_local(name)
         else:
             command = [sys.executable, "-m", "fsmc.run", "worker", str(self.path), "--party", name,
-                       "--redis-url", self.redis_url, "--namespace", self.namespace, "--store", str(self.store)]
+                       "--namespace", self.namespace, "--store", str(self.store)]
+            command += ["--tcp", self.tcp] if self.transport == "tcp" else ["--redis-url", str(self.redis_url)]
             if die_after is not None:
                 command += ["--die-after", str(die_after)]
             if die_before is not None:
@@ -455,7 +475,7 @@ class Run:
             self.stop()
 
 
-TRANSPORTS = ("memory", "redis")
+TRANSPORTS = ("memory", "redis", "tcp")
 
 
 def run_scenario(path: Path, transport: str = "redis", *, redis_url: str | None = None, store: Path | None = None,
@@ -469,9 +489,9 @@ def run_scenario(path: Path, transport: str = "redis", *, redis_url: str | None 
         raise ValueError(f"transport {transport!r}: one of {', '.join(TRANSPORTS)}")
     with tempfile.TemporaryDirectory(prefix="fsmc-run-") as tmp:
         where = Path(store) if store is not None else Path(tmp) / "stores"
-        if transport == "memory" or redis_url is not None:
-            run = Run(path, None if transport == "memory" else redis_url, where, die_after=die_after,
-                      die_before=die_before)
+        if transport != "redis" or redis_url is not None:
+            run = Run(path, redis_url if transport == "redis" else None, where, transport=transport,
+                      die_after=die_after, die_before=die_before)
             return run.play(), run
         with RedisServer() as server:
             run = Run(path, server.url, where, die_after=die_after, die_before=die_before)
@@ -484,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     worker = sub.add_parser("worker", help="one party of a run (started by the coordinator)")
     worker.add_argument("scenario")
     worker.add_argument("--party", required=True)
-    worker.add_argument("--redis-url", required=True)
+    worker.add_argument("--redis-url")
+    worker.add_argument("--tcp", metavar="A=HOST:PORT,B=HOST:PORT", help="TCP between the two parties, not Redis")
     worker.add_argument("--namespace", required=True)
     worker.add_argument("--store", required=True)
     worker.add_argument("--die-after", type=int, default=None, help="crash tests: SIGKILL after step N's commit")

@@ -21,6 +21,7 @@ from conftest import ROOT
 
 from fsmc.build import load_scenario
 from fsmc.run import Run, run_scenario
+from runtime.errors import ScenarioError
 from runtime.harness.simulation import Result, Simulation
 from runtime.net.redisserver import RedisServer
 
@@ -59,6 +60,20 @@ def test_a_scenario_runs_as_processes_over_redis_and_ends_as_simulated(name: str
     receives = {(e.seq, e.party) for e in result.trace if e.kind == "receive"}
     assert sends and receives  # the merged trace pairs them by the senders' sequence numbers
     assert {seq for seq, _ in receives} <= {e.seq for e in sends}
+
+
+@pytest.mark.parametrize("name", ["keysync/form_group", "bisonrelay/accepted_invite", "status/first_message"])
+def test_two_parties_over_tcp_end_as_simulated(name: str, tmp_path: Path) -> None:
+    """Loopback TCP, no broker: the first party by name orders the channel for both."""
+    path = SCENARIOS / f"{name.split('/')[0]}/scenarios/{name.split('/')[1]}.toml"
+    result, _ = run_scenario(path, "tcp", store=tmp_path)
+    assert result.ok, result.failures
+    assert result.parties == _simulated(path).parties
+
+
+def test_tcp_refuses_a_scenario_of_three_parties(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="TCP carries two parties, the scenario has 3"):
+        run_scenario(SCENARIOS / "keysync/scenarios/join_group.toml", "tcp", store=tmp_path)
 
 
 def test_the_memory_transport_runs_the_same_driver_in_one_process(tmp_path: Path) -> None:

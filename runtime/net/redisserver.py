@@ -18,10 +18,11 @@ from types import TracebackType
 
 from runtime.errors import UsageError
 
-__all__ = ["RedisServer"]
+__all__ = ["RedisServer", "free_port"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -38,7 +39,7 @@ class RedisServer:
         self.binary = binary
         self._own_directory = directory is None
         self.directory = Path(tempfile.mkdtemp(prefix="fsmc-redis-")) if directory is None else Path(directory)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

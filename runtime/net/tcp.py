@@ -1,0 +1,233 @@
+"""TCP on loopback: two parties that know each other's address, no broker.
+
+One of the two (the first by name) listens on its address and orders everything: the
+**hub**. The other connects to it (retrying until it listens) and sends it each post; the
+hub appends every post, its own and its peer's, to one log per stream, in the order it
+takes them, and delivers from the logs to each party in that order. So both read the
+channel in one order, the sender's own copy included (KeySync's requirement), and what
+was posted at an address before a party listened there waits for it (as over Redis).
+
+Frames are length-prefixed (4 bytes, big-endian) JSON objects, the bytes in base64:
+
+    post   {op, seq, sender, transport, to, data}    peer -> hub
+    sub    {op, address} / unsub {op, address}       peer -> hub
+    deliver {op, seq, sender, transport, data}       hub -> peer
+
+A TCP run is live only: the logs are the hub's memory, so a restarted party does not
+resume where it stopped (use Redis for that); there are no positions to commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import struct
+import time
+from collections.abc import Collection
+from typing import Any
+
+from runtime.errors import UsageError
+from runtime.transport import Delivery
+
+__all__ = ["MAX_FRAME", "TcpTransport"]
+
+MAX_FRAME = 16 * 1024 * 1024
+_LENGTH = struct.Struct(">I")
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> dict[str, Any] | None:
+    try:
+        header = await reader.readexactly(_LENGTH.size)
+    except asyncio.IncompleteReadError:
+        return None  # the other side closed
+    (length,) = _LENGTH.unpack(header)
+    if length > MAX_FRAME:
+        raise ConnectionError(f"a frame of {length} bytes (at most {MAX_FRAME})")
+    frame: dict[str, Any] = json.loads(await reader.readexactly(length))
+    return frame
+
+
+def _frame(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":")).encode()
+    return _LENGTH.pack(len(body)) + body
+
+
+class TcpTransport:
+    """One side of a two-party TCP link. `addresses` maps each party's name to its
+    (host, port); the first party by name listens, the other connects."""
+
+    def __init__(self, party: str, addresses: dict[str, tuple[str, int]], *, index: int = 0,
+                 connect_for: float = 30.0) -> None:
+        if len(addresses) != 2 or party not in addresses:
+            raise UsageError("TCP carries two parties that know each other's address")
+        self.party = party
+        self.parties = frozenset(addresses)
+        self.hub = min(addresses)
+        self.peer = max(addresses) if party == self.hub else self.hub
+        self.addresses = addresses
+        self.index = index
+        self.connect_for = connect_for
+        self._channels: list[str] = []
+        self._queued: list[dict[str, Any]] = []
+        self._last = 0
+        self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._server: asyncio.AbstractServer | None = None
+        self._writer: asyncio.StreamWriter | None = None  # to the other side
+        self._connected = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+        # the hub's logs: stream -> entries; what each party was given of each; subscriptions
+        self._logs: dict[str, list[dict[str, Any]]] = {}
+        self._given: dict[tuple[str, str], int] = {}
+        self._listening: dict[str, set[str]] = {self.hub: set(), self.peer: set()}
+        self._members: dict[str, set[str]] = {}
+
+    # --- the Transport interface (inside a step)
+
+    def attach(self, party: str, transports: tuple[str, ...] = ("channel",)) -> None:
+        self._channels = list(dict.fromkeys([*self._channels, *transports]))
+        self._queued.append({"op": "attach", "party": party, "transports": list(transports)})
+
+    def subscribe(self, party: str, address: str) -> None:
+        if address in self.parties:
+            raise UsageError(f"{address} is a party, not an address to listen on")
+        self._queued.append({"op": "sub", "party": party, "address": address})
+
+    def unsubscribe(self, party: str, address: str) -> None:
+        self._queued.append({"op": "unsub", "party": party, "address": address})
+
+    def post(self, sender: str, transport: str, data: bytes, to: str | None = None, label: Any = None) -> int:
+        self._last = max(self._last + 1, time.time_ns() // 1000)
+        seq = self._last * 64 + self.index
+        self._queued.append({"op": "post", "seq": seq, "sender": sender, "transport": transport, "to": to,
+                             "data": base64.b64encode(data).decode()})
+        return seq
+
+    # --- the driver's side
+
+    async def connect(self) -> None:
+        host, port = self.addresses[self.hub]
+        if self.party == self.hub:
+            self._server = await asyncio.start_server(self._accept, host, port)
+            return  # the peer connects when it starts; until then its deliveries wait in the logs
+        deadline = time.monotonic() + self.connect_for
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection(host, port)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+        self._writer = writer
+        self._pump = asyncio.create_task(self._from_hub(reader))
+        self._connected.set()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._writer is not None:
+            writer.close()  # one peer
+            return
+        self._writer = writer
+        self._connected.set()
+        self._deliver_all()
+        await self._drain()
+        while (frame := await _read_frame(reader)) is not None:
+            self._take(frame)
+            await self._drain()
+        self._writer = None
+        self._connected.clear()
+
+    async def _from_hub(self, reader: asyncio.StreamReader) -> None:
+        while (frame := await _read_frame(reader)) is not None:
+            if frame.get("op") == "deliver":
+                self._inbox.put_nowait(Delivery(int(frame["seq"]), frame["transport"], frame["sender"], self.party,
+                                                base64.b64decode(frame["data"])))
+
+    async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+        if self._writer is not None:
+            self._writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def flush(self) -> None:
+        queued, self._queued = self._queued, []
+        if self.party == self.hub:
+            for frame in queued:
+                self._take(frame)
+            await self._drain()
+            return
+        await self._connected.wait()
+        assert self._writer is not None
+        for frame in queued:
+            self._writer.write(_frame(frame))
+        await self._writer.drain()
+
+    async def _drain(self) -> None:
+        if self._writer is not None:
+            await self._writer.drain()
+
+    # --- the hub's order
+
+    def _take(self, frame: dict[str, Any]) -> None:
+        op = frame["op"]
+        if op == "attach":
+            for t in frame["transports"]:
+                self._members.setdefault(t, set()).add(frame["party"])
+            self._deliver_all()
+        elif op == "sub":
+            self._listening[frame["party"]].add(frame["address"])
+            self._deliver_all()
+        elif op == "unsub":
+            self._listening[frame["party"]].discard(frame["address"])
+        elif op == "post":
+            to = frame["to"]
+            stream = (f"chan:{frame['transport']}" if to is None else f"party:{to}" if to in self.parties
+                      else f"addr:{to}")
+            self._logs.setdefault(stream, []).append(frame)
+            self._deliver_all()
+
+    def _reads(self, party: str) -> list[str]:
+        return ([f"chan:{t}" for t, members in self._members.items() if party in members] + [f"party:{party}"]
+                + [f"addr:{a}" for a in sorted(self._listening[party])])
+
+    def _deliver_all(self) -> None:
+        for party in (self.hub, self.peer):
+            if party == self.peer and self._writer is None:
+                continue  # not connected yet: its entries wait in the logs
+            for stream in self._reads(party):
+                log = self._logs.get(stream, [])
+                given = self._given.get((party, stream), 0)
+                for frame in log[given:]:
+                    if party == self.hub:
+                        self._inbox.put_nowait(Delivery(int(frame["seq"]), frame["transport"], frame["sender"],
+                                                        party, base64.b64decode(frame["data"])))
+                    else:
+                        assert self._writer is not None
+                        self._writer.write(_frame({"op": "deliver", "seq": frame["seq"], "sender": frame["sender"],
+                                                   "transport": frame["transport"], "data": frame["data"]}))
+                self._given[(party, stream)] = len(log)
+
+    async def read(self, block_ms: int = 200) -> list[tuple[Delivery, Any]]:
+        try:
+            first = await asyncio.wait_for(self._inbox.get(), timeout=block_ms / 1000)
+        except TimeoutError:
+            return []
+        got = [(first, None)]
+        while not self._inbox.empty():
+            got.append((self._inbox.get_nowait(), None))
+        return got
+
+    async def waiting(self) -> bool:
+        return not self._inbox.empty() or bool(self._queued)
+
+    def consume(self, position: Any) -> None:
+        pass
+
+    def positions(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def restore(self, positions: Collection[tuple[str, str]]) -> None:
+        pass
