@@ -117,6 +117,10 @@ class AsyncParty:
                 self._arm_timer()
                 self.steps += 1
                 self._busy = False
+                # Let the loop's other tasks run: a queue that is never empty would keep
+                # this loop from ever suspending (awaits that complete at once do not), and
+                # parties sharing a loop (the memory transport) would starve.
+                await asyncio.sleep(0)
         finally:
             # The reader ends at its next read's end (a read waits at most READ_BLOCK_MS).
             # It is not cancelled inside a read: redis-py's asyncio client can hang in a
