@@ -172,3 +172,15 @@ def test_fsmc_run_prints_the_chart_and_the_same_json_as_simulate(redis_server: A
     text = subprocess.run([sys.executable, "-m", "fsmc", "run", str(path), "--transport", "memory"],
                           capture_output=True, text=True, timeout=300)
     assert text.returncode == 0 and "laptop" in text.stdout and text.stdout.rstrip().endswith("ok")
+
+
+def test_fsmc_run_with_a_damaged_store_names_the_file_and_writes_nothing(redis_server: Any, tmp_path: Path) -> None:
+    path = SCENARIOS / "keysync/scenarios/form_group.toml"
+    damaged = tmp_path / "laptop.sqlite"
+    damaged.write_bytes(b"not a database, truncated" * 100)
+    before = damaged.read_bytes()
+    out = subprocess.run([sys.executable, "-m", "fsmc", "run", str(path), "--redis-url", redis_server.url,
+                          "--store", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert f"{damaged}: not a store, or damaged" in out.stderr, out.stderr
+    assert damaged.read_bytes() == before
