@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,25 +99,36 @@ def _steps_taken(path: Path, redis_url: str, tmp: Path) -> dict[str, int]:
 CRASHED = ["keysync/form_group", "mpenc/establish"]
 
 
+def _crash_runs(path: Path, redis_url: str, tmp: Path, kind: str) -> list[tuple[str, int, Result, Run]]:
+    """A run per (party, step k) with that party killed at its k-th step (`kind`: die_after,
+    or die_before), several at a time: each run is its own processes, streams and stores,
+    and mostly waits."""
+    steps = _steps_taken(path, redis_url, tmp / "reference")
+    assert all(n > 1 for n in steps.values()), steps
+    cases = [(party, k) for party, count in steps.items() for k in range(1, count + 1)]
+
+    def one(case: tuple[str, int]) -> tuple[str, int, Result, Run]:
+        party, k = case
+        result, run = run_scenario(path, "redis", redis_url=redis_url, store=tmp / f"{party}-{k}",
+                                   **{kind: {party: k}})  # type: ignore[arg-type]
+        return party, k, result, run
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(one, cases))
+
+
 @pytest.mark.parametrize("name", CRASHED)
 def test_a_party_killed_after_any_step_and_restarted_from_its_store_changes_nothing(
         name: str, redis_server: Any, tmp_path: Path) -> None:
     path = SCENARIOS / f"{name.split('/')[0]}/scenarios/{name.split('/')[1]}.toml"
     reference = _simulated(path)
-    steps = _steps_taken(path, redis_server.url, tmp_path / "reference")
-    assert all(n > 1 for n in steps.values()), steps
-    for party, count in steps.items():
-        for k in range(1, count + 1):
-            where = tmp_path / f"{party}-{k}"
-            result, run = run_scenario(path, "redis", redis_url=redis_server.url, store=where,
-                                       die_after={party: k})
-            assert run.restarts == {party: 1}, (party, k, run.restarts)
-            assert result.ok, (party, k, result.failures)
-            # The same states and keys as without a crash; nothing applied twice: each
-            # party received each message once.
-            assert result.parties == reference.parties, (party, k)
-            received = [(e.party, e.seq) for e in result.trace if e.kind == "receive"]
-            assert len(received) == len(set(received)), (party, k)
+    for party, k, result, run in _crash_runs(path, redis_server.url, tmp_path, "die_after"):
+        assert run.restarts == {party: 1}, (party, k, run.restarts)
+        assert result.ok, (party, k, result.failures)
+        # The same states and keys as without a crash; nothing applied twice: each party
+        # received each message once.
+        assert result.parties == reference.parties, (party, k)
+        received = [(e.party, e.seq) for e in result.trace if e.kind == "receive"]
+        assert len(received) == len(set(received)), (party, k)
 
 
 def test_a_party_killed_inside_a_step_reads_its_delivery_again_and_changes_nothing(
@@ -126,16 +138,12 @@ def test_a_party_killed_inside_a_step_reads_its_delivery_again_and_changes_nothi
     (KeySync's run; mpENC's takes as long again and shows the same.)"""
     path = SCENARIOS / "keysync/scenarios/form_group.toml"
     reference = _simulated(path)
-    steps = _steps_taken(path, redis_server.url, tmp_path / "reference")
-    crashes = 0
-    for party, count in steps.items():
-        for k in range(1, count + 1):
-            result, run = run_scenario(path, "redis", redis_url=redis_server.url, store=tmp_path / f"{party}-{k}",
-                                       die_before={party: k})
-            crashes += run.restarts.get(party, 0)
-            assert result.ok, (party, k, result.failures)
-            assert result.parties == reference.parties, (party, k)
-    assert crashes >= len(steps)  # each party took a delivery and died in it at least once
+    runs = _crash_runs(path, redis_server.url, tmp_path, "die_before")
+    for party, k, result, _ in runs:
+        assert result.ok, (party, k, result.failures)
+        assert result.parties == reference.parties, (party, k)
+    crashed = {party for party, _, _, run in runs if run.restarts.get(party)}
+    assert crashed == {party for party, _, _, _ in runs}  # each party died inside a delivery's step
 
 
 def test_a_broker_restart_in_the_middle_of_a_run_is_a_pause(tmp_path: Path) -> None:
