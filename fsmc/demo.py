@@ -44,8 +44,8 @@ def main() -> int:
          "rendezvous point", "simulate", "protocols/bisonrelay/scenarios/chat_conversation.toml",
          "--msc", "out/bisonrelay_chat_conversation.svg")
     step("run for real: a KeySync join, three devices as three processes over Redis Streams (a redis-server "
-         "of its own), each with its store", "run", "protocols/keysync/scenarios/join_group.toml",
-         "--msc", "out/keysync_join_group_redis.svg")
+         "of its own), each with its store: the group's two devices start, then the new one joins", "run",
+         "protocols/keysync/scenarios/join_settled_group.toml", "--msc", "out/keysync_join_redis.svg")
     step("explore: every interleaving and user answer of forming a group, against KeySync's invariants",
          "explore", "protocols/keysync/scenarios/form_group.toml")
     step("explore: a stranger listens on Bob's rendezvous point and replays what it hears; Berty's invariants",
@@ -56,7 +56,7 @@ def main() -> int:
     print("Sequence charts of the simulations:\n  out/keysync_form_group.svg\n  out/gka_sequence5.svg\n"
           "  out/berty_contact_accepted.svg\n  out/bisonrelay_accepted_invite.svg\n"
           "  out/bisonrelay_chat_conversation.svg\n  out/status_paired_device.svg\n"
-          "  out/keysync_join_group_redis.svg (the run over Redis)")
+          "  out/keysync_join_redis.svg (the run over Redis)")
     return 0
 
 

@@ -43,8 +43,11 @@ def _simulated(path: Path) -> Result:
 
 # Each ends as its simulation does, keys included, whatever the processes' timing: a
 # sequential scenario has one outcome.
+# KeySync's join_group starts all three devices at once, and over a real network a grouped
+# device may start after the new device's Beacon: the handshakes then cross and can stall
+# (docs/running.md, "What real runs found"); join_settled_group starts the group first.
 SAME_AS_SIMULATED = [
-    "keysync/form_group", "keysync/join_group", "mpenc/establish", "mpenc/sequence5", "berty/contact_accepted",
+    "keysync/form_group", "keysync/join_settled_group", "mpenc/establish", "mpenc/sequence5", "berty/contact_accepted",
     "bisonrelay/accepted_invite", "bisonrelay/chat_conversation", "status/paired_device",
 ]
 
@@ -78,7 +81,7 @@ def test_tcp_refuses_a_scenario_of_three_parties(tmp_path: Path) -> None:
 
 
 def test_the_memory_transport_runs_the_same_driver_in_one_process(tmp_path: Path) -> None:
-    path = SCENARIOS / "keysync/scenarios/join_group.toml"
+    path = SCENARIOS / "keysync/scenarios/join_settled_group.toml"
     result, _ = run_scenario(path, "memory", store=tmp_path)
     assert result.ok, result.failures
     assert result.parties == _simulated(path).parties
