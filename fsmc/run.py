@@ -1,6 +1,6 @@
 """`fsmc run`: a scenario's parties as separate OS processes over a real transport.
 
-The coordinator (`run`) starts one worker process per party (`python -m fsmc.run worker
+The coordinator (`Run`) starts one worker process per party (`python -m fsmc.run worker
 ...`), each with its own store (runtime.store) under the run's store directory, and
 plays the scenario's steps: a start or an event goes to its party's worker; `deliver`
 waits until the run is quiet (every worker idle, no step taken for a while); `advance`
@@ -9,12 +9,14 @@ steps complete; the coordinator merges them by time into one sequence chart, and
 end rebuilds each party's device from the record its worker reports, to check the
 scenario's expectations as `fsmc simulate` does and print the same JSON summary.
 
-A worker is an asyncio driver (runtime.aio) over Redis Streams (runtime.net.redis). With
+A worker is an asyncio driver (runtime.aio) over Redis Streams (runtime.net.redis) or,
+for two parties, loopback TCP (runtime.net.tcp); with `--transport memory` the parties
+are tasks of this process on one in-memory network (runtime.net.memory). With
 `--transport redis` and no `--redis-url` the coordinator starts a redis-server of its own
 (runtime.net.redisserver) and stops it at the end. The store key is the run's, random,
 handed to the workers in their environment (FSMC_STORE_KEY), never on a command line.
 A worker that dies is restarted by `restart(name)` from its store: what the crash tests
-do (tests/test_run.py).
+do (tests/test_run.py). SIGUSR1 makes a worker print where each of its tasks waits.
 """
 
 from __future__ import annotations
