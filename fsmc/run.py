@@ -391,7 +391,7 @@ class Run:
             worker.send({"cmd": "status"})
         for name, worker in self.workers.items():
             try:
-                worker.status = self._expect(worker, "status", timeout=30)
+                worker.status = self._expect(worker, "status", timeout=120)
             except ChildProcessError:
                 self.restart(name)
                 return self.poll()
