@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import sys
 import time
@@ -183,7 +184,7 @@ def status() -> None:
     for curve_name, curve in (("secp256k1", dr.SECP256K1), ("x25519", dr.X25519)):
         for label, mine, theirs in (("one chain", ours_one_chain, syndace_one_chain),
                                     ("DH step every message", ours_dh_every_message, syndace_dh_every_message)):
-            (oe, od), (te, td) = alternated(lambda: mine(curve, 1), lambda: theirs(curve_name, 1))
+            (oe, od), (te, td) = alternated(functools.partial(mine, curve, 1), functools.partial(theirs, curve_name, 1))
             for what, o, t in (("encrypt", oe, te), ("decrypt", od, td)):
                 print(f"  {curve_name + ', ' + label + ', ' + what:50} {o * 1e6:8.1f} {t * 1e6:8.1f} {t / o:6.2f}x")
             if label.startswith("DH step"):
