@@ -8,6 +8,7 @@ middle of a run, change nothing of the outcome."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -195,3 +196,48 @@ def test_fsmc_run_with_a_damaged_store_names_the_file_and_writes_nothing(redis_s
     assert out.returncode == 2
     assert f"{damaged}: not a store, or damaged" in out.stderr, out.stderr
     assert damaged.read_bytes() == before
+
+
+def test_redis_streams_give_a_late_joiner_the_log_and_a_restarted_reader_what_it_had_not_taken(
+        redis_server: Any) -> None:
+    """runtime.net.redis on its own: posts to an address wait in its stream; a party that
+    subscribes later reads them from the start, in order; a transport restored from
+    committed positions reads on after the last consumed entry, and no earlier one."""
+    from runtime.net.redis import RedisTransport
+
+    async def scenario() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        names = ["alice", "bob"]
+        alice = RedisTransport(redis_server.url, "t-late", "alice", names, index=0)
+        bob = RedisTransport(redis_server.url, "t-late", "bob", names, index=1)
+        for t in (alice, bob):
+            await t.connect()
+            t.attach(t.party, ("channel",))
+        for i in range(3):
+            alice.post("alice", "channel", b"log %d" % i, to="rv:log")
+        await alice.flush()
+        bob.subscribe("bob", "rv:log")
+        first = await bob.read(100)
+        late = [d.data for d, _ in first]
+        for _, position in first[:2]:
+            bob.consume(position)  # two steps committed; the third was read, not committed
+        committed = bob.positions()
+        await bob.close()
+        again = RedisTransport(redis_server.url, "t-late", "bob", names, index=1)
+        await again.connect()
+        again.attach("bob", ("channel",))
+        again.subscribe("bob", "rv:log")
+        again.restore(committed)
+        resumed = [d.data for d, _ in await again.read(100)]
+        alice.post("alice", "channel", b"to all")
+        await alice.flush()
+        channel = [d.data for d, _ in await again.read(100)]
+        waiting_after = await again.waiting()
+        for t in (alice, again):
+            await t.close()
+        assert not waiting_after
+        return late, resumed, channel
+
+    late, resumed, channel = asyncio.run(scenario())
+    assert late == [b"log 0", b"log 1", b"log 2"]
+    assert resumed == [b"log 2"]
+    assert channel == [b"to all"]
