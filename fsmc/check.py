@@ -235,6 +235,8 @@ def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
     sent = {st.message for _, h in fsm.handlers() for st in h.statements() if isinstance(st, m.Send)}
     handled = {h.event for _, h in fsm.handlers()}
     for msg in fsm.messages:
+        if msg.security is m.Security.IGNORE:
+            continue  # neither sent nor taken by design (the pEp engine's ReceiverRating)
         if msg.name not in sent:
             d.report(msg.position, "message-never-sent", f"message {msg.name} is never sent")
         if msg.name not in handled:

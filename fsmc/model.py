@@ -70,6 +70,9 @@ class Security(enum.Enum):
     TRUSTED = "trusted"
     ATTACH_OWN_KEYS_FOR_NEW_MEMBER = "attach_own_keys_for_new_member"
     ATTACH_OWN_KEYS_FOR_GROUP = "attach_own_keys_for_group"
+    # The pEp engine's (fsm.yml2 admits any value; gen_statemachine.ysl2 acts on this one):
+    # a message the engine's machines neither send nor take, whatever its security.
+    IGNORE = "ignore"
 
 
 class FieldKind(enum.Enum):

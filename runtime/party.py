@@ -31,7 +31,7 @@ from runtime.copying import Copier, copy_fields, share, values
 from runtime.device import Device
 from runtime.errors import RemoteError
 from runtime.machine import Debug, Effect, Ignored, Machine, Notify, Send, Transition
-from runtime.records import MessageType
+from runtime.records import MessageType, Security
 from runtime.transport import Delivery, Transport
 
 __all__ = ["Party", "TraceEntry"]
@@ -116,6 +116,10 @@ class Party:
             self._log("drop", f"{name}: a message of fsm {message.FSM}", peer=delivery.sender, message=name,
                       seq=delivery.seq, code="foreign")
             return
+        if message.SECURITY is Security.IGNORE:
+            self._log("drop", f"{name}: security=ignore", peer=delivery.sender, message=name, seq=delivery.seq,
+                      code="ignore")
+            return
         if self.machine.stopped:
             self._log("drop", f"{name}: machine stopped", peer=delivery.sender, message=name, seq=delivery.seq,
                       code="stopped")
@@ -176,6 +180,9 @@ class Party:
 
     def _send(self, effect: Send) -> None:
         message = effect.message
+        if message.SECURITY is Security.IGNORE:
+            self._log("drop", f"{message.NAME}: security=ignore, not sent", message=message.NAME, code="ignore")
+            return
         now = self.clock()
         if now < self.rate_limited_until.get(message.ID, now):
             self._log("drop", f"{message.NAME}: rate limit {message.RATELIMIT}s", message=message.NAME,

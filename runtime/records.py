@@ -26,6 +26,10 @@ class Security(enum.Enum):
     TRUSTED = "trusted"  # only over a trusted channel, from the device group
     ATTACH_OWN_KEYS_FOR_NEW_MEMBER = "attach_own_keys_for_new_member"
     ATTACH_OWN_KEYS_FOR_GROUP = "attach_own_keys_for_group"
+    # The pEp engine's security=ignore (codegen/gen_statemachine.ysl2): a send of such a
+    # message returns at once, and one received is freed before any check; the driver does
+    # the same (runtime.party), and traces both.
+    IGNORE = "ignore"
 
     @property
     def encrypted(self) -> bool:
