@@ -9,10 +9,10 @@ process that dies takes the network with it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
 from typing import Any
 
 from runtime.harness.network import InMemoryNetwork
+from runtime.net.common import Unpositioned
 from runtime.transport import Delivery
 
 __all__ = ["MemoryLink"]
@@ -20,7 +20,7 @@ __all__ = ["MemoryLink"]
 _LINKS: dict[int, list[MemoryLink]] = {}  # id(network) -> its links
 
 
-class MemoryLink:
+class MemoryLink(Unpositioned):
     """One party's side of a shared `InMemoryNetwork`."""
 
     def __init__(self, network: InMemoryNetwork, party: str) -> None:
@@ -78,11 +78,3 @@ class MemoryLink:
     async def waiting(self) -> bool:
         return bool(self.network.queue(self.party))
 
-    def consume(self, position: Any) -> None:
-        pass
-
-    def positions(self) -> tuple[tuple[str, str], ...]:
-        return ()
-
-    def restore(self, positions: Collection[tuple[str, str]]) -> None:
-        pass

@@ -35,6 +35,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtime.errors import UsageError
+from runtime.net.common import SequenceNumbers
 from runtime.transport import Delivery
 
 __all__ = ["Position", "RedisTransport"]
@@ -56,13 +57,12 @@ class RedisTransport:
         self.namespace = namespace
         self.party = party
         self.parties = frozenset(parties)
-        self.index = index  # tells the parties' sequence numbers apart (at most 64 parties)
         self.retry_for = retry_for
         self._redis: Any = None
         self._channels: list[str] = []
         self._addresses: set[str] = set()
         self._queued: list[tuple[str, dict[str, bytes | str]]] = []
-        self._last = 0
+        self._numbers = SequenceNumbers(index)
         self.consumed: dict[str, str] = {}  # stream -> the last entry id a committed step took
         self._read: dict[str, str] = {}  # stream -> the last entry id handed to the driver
         self.reconnects = 0
@@ -101,10 +101,7 @@ class RedisTransport:
         self._addresses.discard(address)
 
     def post(self, sender: str, transport: str, data: bytes, to: str | None = None, label: Any = None) -> int:
-        # A sequence number unique across the run and across restarts: microseconds since
-        # the epoch (at least one more than the last), with the party's index below them.
-        self._last = max(self._last + 1, time.time_ns() // 1000)
-        seq = self._last * 64 + self.index
+        seq = self._numbers.next()
         if to is None:
             stream = self._stream("chan", transport)
         elif to in self.parties:

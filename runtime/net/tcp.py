@@ -24,10 +24,10 @@ import base64
 import json
 import struct
 import time
-from collections.abc import Collection
 from typing import Any
 
 from runtime.errors import UsageError
+from runtime.net.common import SequenceNumbers, Unpositioned
 from runtime.transport import Delivery
 
 __all__ = ["MAX_FRAME", "TcpTransport"]
@@ -53,7 +53,7 @@ def _frame(message: dict[str, Any]) -> bytes:
     return _LENGTH.pack(len(body)) + body
 
 
-class TcpTransport:
+class TcpTransport(Unpositioned):
     """One side of a two-party TCP link. `addresses` maps each party's name to its
     (host, port); the first party by name listens, the other connects."""
 
@@ -66,11 +66,10 @@ class TcpTransport:
         self.hub = min(addresses)
         self.peer = max(addresses) if party == self.hub else self.hub
         self.addresses = addresses
-        self.index = index
         self.connect_for = connect_for
         self._channels: list[str] = []
         self._queued: list[dict[str, Any]] = []
-        self._last = 0
+        self._numbers = SequenceNumbers(index)
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
         self._server: asyncio.AbstractServer | None = None
         self._writer: asyncio.StreamWriter | None = None  # to the other side
@@ -97,8 +96,7 @@ class TcpTransport:
         self._queued.append({"op": "unsub", "party": party, "address": address})
 
     def post(self, sender: str, transport: str, data: bytes, to: str | None = None, label: Any = None) -> int:
-        self._last = max(self._last + 1, time.time_ns() // 1000)
-        seq = self._last * 64 + self.index
+        seq = self._numbers.next()
         self._queued.append({"op": "post", "seq": seq, "sender": sender, "transport": transport, "to": to,
                              "data": base64.b64encode(data).decode()})
         return seq
@@ -223,11 +221,3 @@ class TcpTransport:
     async def waiting(self) -> bool:
         return not self._inbox.empty() or bool(self._queued)
 
-    def consume(self, position: Any) -> None:
-        pass
-
-    def positions(self) -> tuple[tuple[str, str], ...]:
-        return ()
-
-    def restore(self, positions: Collection[tuple[str, str]]) -> None:
-        pass
