@@ -18,7 +18,7 @@ from fsmc.compiler import Compilation, load
 from fsmc.inspect import document_json
 
 if TYPE_CHECKING:
-    from runtime.harness.simulation import Scenario
+    from runtime.harness.simulation import Result, Scenario
 
 __all__ = ["main"]
 
@@ -144,9 +144,28 @@ def _scenario(path: str) -> Scenario | int:
         return 2
 
 
+def _report(result: Result, title: str, args: argparse.Namespace) -> int:
+    """A run's outcome as `simulate` and `run` print it: the chart (and --msc's SVG), each
+    party's state and keys, the failed expectations; or --json. Exit 1 when one failed."""
+    from runtime.harness import msc
+
+    if args.msc:
+        write_if_changed(Path(args.msc), msc.svg(result.trace, result.order, title))
+    if args.json:
+        print(json.dumps(result.json(), indent=2))
+    else:
+        print(title)
+        print(msc.text(result.trace, result.order))
+        for name, party in result.parties.items():
+            print(f"{name}: {party['state']}, keys {party['keys']}")
+        for failure in result.failures:
+            print(f"FAILED: {failure}")
+        print("ok" if result.ok else "expectations failed")
+    return 0 if result.ok else 1
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from runtime.errors import LocalError
-    from runtime.harness import msc
     from runtime.harness.simulation import Simulation
 
     scenario = _scenario(args.scenario)
@@ -158,25 +177,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     title = f"{scenario.path.name}: {scenario.description}"
-    if args.msc:
-        write_if_changed(Path(args.msc), msc.svg(result.trace, result.order, title))
-    if args.json:
-        print(json.dumps(result.json(), indent=2))
-    else:
-        print(title)
-        print(msc.text(result.trace, result.order))
-        for name, party in result.parties.items():
-            print(f"{name}: {party['state']}, keys {party['keys']}")
-        for failure in result.failures:
-            print(f"FAILED: {failure}")
-        print("ok" if result.ok else "expectations failed")
-    return 0 if result.ok else 1
+    return _report(result, title, args)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from fsmc.run import run_scenario
     from runtime.errors import LocalError
-    from runtime.harness import msc
 
     scenario = _scenario(args.scenario)
     if isinstance(scenario, int):
@@ -188,19 +194,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     title = f"{scenario.path.name}: {scenario.description} (over {args.transport})"
-    if args.msc:
-        write_if_changed(Path(args.msc), msc.svg(result.trace, result.order, title))
-    if args.json:
-        print(json.dumps(result.json(), indent=2))
-    else:
-        print(title)
-        print(msc.text(result.trace, result.order))
-        for name, party in result.parties.items():
-            print(f"{name}: {party['state']}, keys {party['keys']}")
-        for failure in result.failures:
-            print(f"FAILED: {failure}")
-        print("ok" if result.ok else "expectations failed")
-    return 0 if result.ok else 1
+    return _report(result, title, args)
 
 
 def _cmd_explore(args: argparse.Namespace) -> int:
