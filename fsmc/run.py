@@ -41,7 +41,7 @@ from typing import IO, Any
 from fsmc.build import load_scenario
 from runtime.durable import DurableParty, PartyRecord, record_of, restore
 from runtime.errors import ScenarioError
-from runtime.harness.simulation import Result, Scenario, Simulation
+from runtime.harness.simulation import Result, Scenario, Simulation, scenario_devices, scenario_party
 from runtime.party import Party, TraceEntry
 from runtime.store import Store, new_key
 from runtime.values import Values
@@ -58,13 +58,10 @@ POLL = 0.06  # seconds between polls (a worker's read waits up to READ_BLOCK_MS 
 def _party_for(scenario: Scenario, name: str, transport: Any, clock: Any) -> Party:
     """The party as the simulator builds it (the same devices from the same seeds), on
     `transport` under `clock`."""
-    sim = Simulation(scenario)  # builds every device from the scenario's seeds; we keep one
-    device = sim.devices[name]
-    spec = next(s for s in scenario.parties if s["name"] == name)
-    machine = getattr(scenario.machines, spec.get("fsm", scenario.fsm))(device)
-    device.machine = machine
-    return Party(name, machine, device, scenario.machines.CODEC, transport, clock, [],
-                 transports=tuple(spec.get("transports", ["channel"])))
+    # make_devices builds every party's device from one random source: this one's is
+    # the same only when all are built; the others are dropped.
+    _, _, devices = scenario_devices(scenario)
+    return scenario_party(scenario, name, devices[name], transport, clock, [])
 
 
 async def serve(scenario: Scenario, name: str, transport: Any, store_dir: Path, key: bytes,

@@ -20,8 +20,7 @@ from fsmc.build import load_scenario
 from runtime import store as store_module
 from runtime.durable import DurableParty, PartyRecord, record_of
 from runtime.errors import StoreError
-from runtime.harness.simulation import Scenario, Simulation
-from runtime.party import Party
+from runtime.harness.simulation import Scenario, Simulation, scenario_devices, scenario_party
 from runtime.store import Outgoing, Store, new_key
 from runtime.values import ValueFormatError, Values
 
@@ -62,15 +61,9 @@ def _durable(sim: Simulation, tmp: Path) -> dict[str, CrashingParty]:
 def _rebuilt(sim: Simulation, name: str, tmp: Path) -> CrashingParty:
     """The crashed party's process starts again: a new device and machine, as configured
     at the start (from a fresh build of the scenario), resumed from its store."""
-    fresh = Simulation(sim.scenario)
-    old = sim.parties[name]
-    device = fresh.devices[name]
-    spec = next(s for s in sim.scenario.parties if s["name"] == name)
-    machine = getattr(sim.scenario.machines, spec.get("fsm", sim.scenario.fsm))(device)
-    device.machine = machine
-    party = Party(name, machine, device, sim.scenario.machines.CODEC, sim.network, sim.clock, sim.trace,
-                  transports=old.transports)
-    old.store.close()
+    _, _, devices = scenario_devices(sim.scenario)
+    party = scenario_party(sim.scenario, name, devices[name], sim.network, sim.clock, sim.trace)
+    sim.parties[name].store.close()
     store = Store.open(tmp / f"{name}.sqlite", KEY, party=name, protocol=sim.scenario.protocol.name)
     return CrashingParty.resume(party, store, Values(sim.scenario.machines))  # type: ignore[return-value]
 

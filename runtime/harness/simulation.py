@@ -28,6 +28,7 @@ from runtime.harness.network import FaultModel, InMemoryNetwork
 from runtime.manifest import Manifest
 from runtime.party import Party, TraceEntry
 from runtime.seeded import SeededRandom
+from runtime.transport import Transport
 
 __all__ = ["Result", "Scenario", "ScenarioError", "Simulation", "load_scenario", "trace_json"]
 
@@ -154,27 +155,38 @@ def trace_json(trace: list[TraceEntry]) -> list[dict[str, Any]]:
 _SIMULATION_COPY: dict[str, Copier] = {"now": share, "trace": values}
 
 
+def scenario_devices(scenario: Scenario) -> tuple[SeededRandom, int, dict[str, Any]]:
+    """A scenario's random source, its network's seed and its parties' devices, drawn in
+    that order from the scenario's seed: every build of the scenario (a simulation, a
+    party's process in `fsmc run`, a party rebuilt after a crash) gets the same devices."""
+    rng = SeededRandom(scenario.seed)
+    network_seed = rng.getrandbits(64)
+    return rng, network_seed, scenario.protocol.make_devices(scenario.parties, rng)
+
+
+def scenario_party(scenario: Scenario, name: str, device: Any, network: Transport, clock: Callable[[], float],
+                   trace: list[TraceEntry]) -> Party:
+    """The party `name` of a scenario: its device running the scenario's fsm, or its own (a
+    coordinator among participants), on `network` under `clock`."""
+    spec = next(s for s in scenario.parties if s["name"] == name)
+    machine = getattr(scenario.machines, spec.get("fsm", scenario.fsm))(device)
+    device.machine = machine
+    return Party(name, machine, device, scenario.machines.CODEC, network, clock, trace,
+                 transports=tuple(spec.get("transports", ["channel"])))
+
+
 class Simulation:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self.now = 0.0
-        self.rng = SeededRandom(scenario.seed)
-        self.network = InMemoryNetwork(seed=self.rng.getrandbits(64), faults=scenario.faults,
+        self.rng, network_seed, self.devices = scenario_devices(scenario)
+        self.network = InMemoryNetwork(seed=network_seed, faults=scenario.faults,
                                        mailboxes=scenario.protocol.mailboxes)
-        codec = scenario.machines.CODEC
         self.trace: list[TraceEntry] = []
-        devices = scenario.protocol.make_devices(scenario.parties, self.rng)
-        self.devices = devices
-        self.parties: dict[str, Party] = {}
-        for spec in scenario.parties:
-            device = devices[spec["name"]]
-            # A party runs the scenario's fsm, or its own (a coordinator among participants).
-            machine = getattr(scenario.machines, spec.get("fsm", scenario.fsm))(device)
-            device.machine = machine
-            self.parties[spec["name"]] = Party(
-                spec["name"], machine, device, codec, self.network, self.clock, self.trace,
-                transports=tuple(spec.get("transports", ["channel"])),
-            )
+        self.parties: dict[str, Party] = {
+            spec["name"]: scenario_party(scenario, spec["name"], self.devices[spec["name"]], self.network,
+                                         self.clock, self.trace)
+            for spec in scenario.parties}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Simulation:
         # The network, random source, devices and parties are deep-copied through memo:
