@@ -7,8 +7,9 @@ draft's own FSM can legitimately contain (it relies on ignoring events, A.1.1.2)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fsmc import model as m
 from fsmc.asn1types import Kind, TypeModule
@@ -29,9 +30,10 @@ class _AttributeRule:
 
 
 _ATTRIBUTES: dict[str, dict[str, _AttributeRule]] = {
-    "protocol": {"asn1": _AttributeRule("name")},
+    "protocol": {"asn1": _AttributeRule("name"), "threshold": _AttributeRule("int")},
     "fsm": {"threshold": _AttributeRule("int")},
-    "state": {"timeout": _AttributeRule("int", also=("off",))},
+    # `on` is codegen/fsm.yml2's default: the fsm's threshold.
+    "state": {"timeout": _AttributeRule("int", also=("off", "on"))},
     "message": {
         "type": _AttributeRule("enum", tuple(sorted(_TYPES))),
         "ratelimit": _AttributeRule("int"),
@@ -91,16 +93,89 @@ def _duplicates(items: Iterable[tuple[str | int, Position]], code: str, what: st
             first[key] = pos
 
 
-def check(document: m.Document, types: dict[str, TypeModule | None], d: Diagnostics) -> None:
-    """Check every protocol of a document; `types` maps protocol name to its type module."""
+def check(document: m.Document, types: dict[str, TypeModule | None], d: Diagnostics,
+          embedded: Mapping[str, Any] | None = None) -> None:
+    """Check every protocol of a document; `types` maps protocol name to its type module,
+    `embedded` the protocols its embeds name that other files declare (compilations)."""
+    protocols = {p.name: p for p in document.protocols}
+    for name, c in (embedded or {}).items():
+        protocols.setdefault(name, next(p for p in c.document.protocols if p.name == name))
     for protocol in document.protocols:
         _check_attributes("protocol", protocol.name, protocol.attributes, d)
         _duplicates(((f.name, f.position) for f in protocol.fsms), "duplicate-fsm", "fsm", d)
         _duplicates(((f.id, f.position) for f in protocol.fsms), "duplicate-fsm", "fsm id", d)
         _check_module_names(protocol, types.get(protocol.name), d)
         _check_python_names(protocol, types.get(protocol.name), d)
+        _check_lists(protocol, types.get(protocol.name), d)
         for fsm in protocol.fsms:
             _check_fsm(fsm, types.get(protocol.name), d)
+            _check_embeds(protocol, fsm, protocols, d)
+
+
+def _check_embeds(protocol: m.Protocol, fsm: m.Fsm, protocols: Mapping[str, m.Protocol], d: Diagnostics) -> None:
+    """`embed Protocol Fsm name;`: the fsm must exist and have messages (its CHOICE is the
+    field's type). An unknown protocol the compiler reported, with the places it looked.
+    An embed imports the other protocol's ASN.1 module, which exists in the engine's layout
+    of a module per fsm (backends/asn1.py), not in fsmc's one file per protocol."""
+    for f in fsm.embeds():
+        assert f.protocol is not None
+        target = protocols.get(f.protocol)
+        if target is None:
+            continue
+        if protocol.asn1 is not None or target.asn1 is not None:
+            which = protocol if protocol.asn1 is not None else target
+            d.report(f.position, "embed-layout",
+                     f"embed of {f.protocol} {f.type}: protocol {which.name} names its type module with asn1=, "
+                     "whose one-file ASN.1 has no module to import from; an embed joins protocols that take "
+                     "their types the pEp engine's way (asn.1/pEp.asn1 beside codegen/, or --types)")
+            continue
+        embedded = target.fsm(f.type)
+        if embedded is None:
+            names = {x.name for x in target.fsms}
+            d.report(f.position, "unknown-embed",
+                     f"embed of unknown fsm {f.type} of protocol {f.protocol} (its fsms: "
+                     f"{', '.join(x.name for x in target.fsms) or 'none'})" + _hint(f.type, names))
+        elif not embedded.messages:
+            d.report(f.position, "unknown-embed",
+                     f"embed of fsm {f.protocol} {f.type}, which has no messages: its CHOICE would be empty")
+
+
+def _check_lists(protocol: m.Protocol, types: TypeModule | None, d: Diagnostics) -> None:
+    """A list's record type is declared in the fsm's ASN.1 module and as a Python class:
+    it must have members, and its name must be free there (the type module's types, the
+    messages and fsms, other lists of other members)."""
+    messages = {msg.name: f"message {msg.name}" for fsm in protocol.fsms for msg in fsm.messages}
+    messages |= {fsm.name: f"fsm {fsm.name}" for fsm in protocol.fsms}
+    declared: dict[str, m.Field] = {}
+    for fsm in protocol.fsms:
+        for msg in fsm.messages:
+            for f in m.records(msg.fields):
+                if not f.fields:
+                    d.report(f.position, "empty-list", f"list {f.type} {f.name} has no fields: an ASN.1 SEQUENCE "
+                                                       "of it would carry nothing")
+                for member in f.fields:
+                    if member.kind in (m.FieldKind.AUTO, m.FieldKind.EMBED):
+                        d.report(member.position, "list-type",
+                                 f"{member.kind.value} {member.name} in list {f.type}: a list holds fields and "
+                                 "lists (codegen/fsm.yml2: list < field >)")
+                clash = None
+                if types is not None and f.type in types.types:
+                    clash = f"the type {f.type} of the ASN.1 type module {types.name}"
+                elif f.type in m.BUILTIN_TYPES:
+                    clash = f"the built-in type {f.type}"
+                elif f.type in messages:
+                    clash = messages[f.type]
+                elif f.type in declared and _members(declared[f.type]) != _members(f):
+                    first = declared[f.type]
+                    clash = f"the list {f.type} at line {first.position.line}, with other fields"
+                if clash is not None:
+                    d.report(f.position, "list-type", f"list type {f.type} is already {clash}: rename the list's type")
+                else:
+                    declared.setdefault(f.type, f)
+
+
+def _members(f: m.Field) -> tuple[tuple[str, str, str], ...]:
+    return tuple((x.kind.value, x.shape, x.name) for x in f.fields)
 
 
 def _check_module_names(protocol: m.Protocol, types: TypeModule | None, d: Diagnostics) -> None:
@@ -133,6 +208,8 @@ def _check_python_names(protocol: m.Protocol, types: TypeModule | None, d: Diagn
             _take_python_name(name, what, fsm.position, records, taken, d)
         for msg in fsm.messages:
             _take_python_name(msg.name, f"message {msg.name} of fsm {fsm.name}", msg.position, records, taken, d)
+            for f in m.records(msg.fields):  # one class per list type (a clash is list-type)
+                taken.setdefault(f.type, f"list {f.type}")
 
 
 def _take_python_name(name: str, what: str, position: Position, records: set[str], taken: dict[str, str],
@@ -206,15 +283,20 @@ def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
                     f"field of message {msg.name}", d)
         for f in msg.fields:
             _check_field_type(f, types, d)
+        for f in m.records(msg.fields):
+            _duplicates(((x.name, x.position) for x in f.fields), "duplicate-field", f"field of list {f.type}", d)
+            for x in f.fields:
+                if x.kind is m.FieldKind.FIELD:
+                    _check_field_type(x, types, d)
 
     # The I/O buffer is shared by all messages (A.1.6.7): one name, one type.
     buffer: dict[str, m.Field] = {}
     for msg in fsm.messages:
         for f in msg.fields:
             first = buffer.setdefault(f.name, f)
-            if first.type != f.type:
+            if first.shape != f.shape:
                 d.report(f.position, "field-type-conflict",
-                         f"field {f.name} is {f.type} here but {first.type} at line {first.position.line}; "
+                         f"field {f.name} is {f.shape} here but {first.shape} at line {first.position.line}; "
                          "all messages share one I/O buffer")
 
     # --- statements
@@ -227,7 +309,17 @@ def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
                 d.report(st.position, "undefined-message", f"send of undefined message {st.message}"
                          + _hint(st.message, messages))
 
+    for _, h in fsm.handlers():
+        for st in h.statements():
+            ignored = fsm.message(st.message) if isinstance(st, m.Send) else None
+            if ignored is not None and ignored.security is m.Security.IGNORE:
+                d.report(st.position, "ignored-send",
+                         f"send of {ignored.name}, which is security=ignore (line {ignored.position.line}): the "
+                         "machines neither send nor take it")
+
     # --- warnings
+    if fsm.stateless:
+        return  # a container of messages (the engine's Distribution): nothing is sent or handled here
     reachable = _reachable(fsm)
     for s in fsm.states:
         if s.name not in reachable:
@@ -237,7 +329,9 @@ def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
     for msg in fsm.messages:
         if msg.security is m.Security.IGNORE:
             continue  # neither sent nor taken by design (the pEp engine's ReceiverRating)
-        if msg.name not in sent:
+        # An fsm that sends nothing leaves its messages to the application (the engine's
+        # TrustSync and GroupSync, whose C code sends them): no warning for each.
+        if msg.name not in sent and sent:
             d.report(msg.position, "message-never-sent", f"message {msg.name} is never sent")
         if msg.name not in handled:
             d.report(msg.position, "message-never-handled", f"message {msg.name} is never handled")
@@ -254,6 +348,8 @@ def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
 
 
 def _check_field_type(f: m.Field, types: TypeModule | None, d: Diagnostics) -> None:
+    if f.kind in (m.FieldKind.LIST, m.FieldKind.EMBED):
+        return  # _check_lists and _check_embeds
     if f.kind is m.FieldKind.AUTO and f.type not in AUTO_TYPES:
         d.report(f.position, "unknown-type",
                  f"auto field {f.name} has type {f.type}; only {', '.join(AUTO_TYPES)} is computed automatically")
@@ -261,10 +357,8 @@ def _check_field_type(f: m.Field, types: TypeModule | None, d: Diagnostics) -> N
     if f.type in m.BUILTIN_TYPES:
         return
     if types is None:
-        d.report(f.position, "unknown-type",
-                 f"unknown type {f.type} of field {f.name}: no ASN.1 type module is loaded "
-                 "(name one with asn1=... on the protocol)")
-    elif f.type not in types.types:
+        return  # the compiler said why there is no type module, once for the protocol
+    if f.type not in types.types:
         d.report(f.position, "unknown-type",
                  f"unknown type {f.type} of field {f.name}: not bool, int or a type of {types.name}"
                  + _hint(f.type, set(types.types)))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fsmc import model as m
-from fsmc.compiler import Compilation, load
+from fsmc.compiler import Compilation, Options, load
 from fsmc.inspect import document_json
 
 if TYPE_CHECKING:
@@ -23,12 +23,19 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-def _load_all(files: Sequence[str], werror: bool) -> tuple[list[Compilation], bool]:
+def _options(args: argparse.Namespace) -> Options:
+    types = getattr(args, "types", None)
+    return Options(types=Path(types) if types else None,
+                   search=tuple(Path(d) for d in getattr(args, "include", None) or ()))
+
+
+def _load_all(files: Sequence[str], werror: bool,
+              options: Options | None = None) -> tuple[list[Compilation], bool]:
     """Load and check every file; print diagnostics; True when all may go to the backends."""
     compilations = []
     ok = True
     for name in files:
-        c = load(Path(name))
+        c = load(Path(name), options=options or Options())
         if len(c.diagnostics):
             print(c.diagnostics.render(werror=werror), file=sys.stderr)
         if c.diagnostics.errors or (werror and c.diagnostics.warnings):
@@ -50,7 +57,7 @@ Backend = Callable[[Compilation, m.Protocol], dict[str, str]]
 
 
 def _run_backend(args: argparse.Namespace, backend: Backend, what: str) -> int:
-    compilations, ok = _load_all(args.files, args.werror)
+    compilations, ok = _load_all(args.files, args.werror, _options(args))
     if not ok:
         return 1
     out = Path(args.output)
@@ -65,7 +72,7 @@ def _run_backend(args: argparse.Namespace, backend: Backend, what: str) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    compilations, ok = _load_all(args.files, args.werror)
+    compilations, ok = _load_all(args.files, args.werror, _options(args))
     for c in compilations:
         n_err, n_warn = len(c.diagnostics.errors), len(c.diagnostics.warnings)
         if not args.quiet:
@@ -74,7 +81,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    (c,), ok = _load_all([args.file], werror=False)
+    (c,), ok = _load_all([args.file], werror=False, options=_options(args))
     if not ok:
         return 1
     data = document_json(c.document)
@@ -84,7 +91,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     for p in data["protocols"]:
         print(f"protocol {p['name']} {p['id']}")
         for f in p["fsms"]:
-            print(f"  fsm {f['name']} {f['id']}, threshold={f['threshold']}, version {f['versions']}")
+            stateless = " (stateless)" if f["stateless"] else ""
+            print(f"  fsm {f['name']} {f['id']}, threshold={f['threshold']}, version {f['versions']}{stateless}")
             for s in f["states"]:
                 timeout = "off" if s["timeout"] is None else f"{s['timeout']}s"
                 print(f"    state {s['name']} (timeout {timeout})")
@@ -104,7 +112,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_format(args: argparse.Namespace) -> int:
     from fsmc.format import format_document
 
-    (c,), ok = _load_all([args.file], werror=False)
+    (c,), ok = _load_all([args.file], werror=False, options=_options(args))
     if any(d.code == "syntax" for d in c.diagnostics.items):
         return 1
     sys.stdout.write(format_document(c.document))
@@ -278,14 +286,23 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    def sources(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--types", metavar="FILE.asn1",
+                       help="the pEp engine's type module PEP, for files that name none (default: "
+                            "../asn.1/pEp.asn1 from the file's folder, as in the engine's tree)")
+        p.add_argument("-I", "--include", action="append", metavar="DIR",
+                       help="a folder of .fsm files to find embedded protocols in (after the file's own)")
+
     p = command("check", "check DSL files and report every error", _cmd_check)
     p.add_argument("files", nargs="+")
     p.add_argument("--werror", action="store_true", help="treat warnings as errors")
     p.add_argument("-q", "--quiet", action="store_true")
+    sources(p)
 
     p = command("inspect", "print the checked model", _cmd_inspect)
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    sources(p)
 
     p = command("simulate", "run a scenario and print its sequence chart", _cmd_simulate)
     p.add_argument("scenario")
@@ -325,6 +342,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("format", "print a file in canonical layout (comments are not kept)", _cmd_format)
     p.add_argument("file")
+    sources(p)
 
     for name, help, func, default in (
         ("compile", "generate Python machines and the ASN.1 module", _cmd_compile, "generated"),
@@ -335,6 +353,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("-o", "--output", default=default, help=f"output directory (default {default}/)")
         p.add_argument("--werror", action="store_true")
         p.add_argument("-q", "--quiet", action="store_true")
+        sources(p)
     return parser
 
 

@@ -42,6 +42,21 @@ def _statements(body: tuple[m.Statement, ...], depth: int) -> list[str]:
     return out
 
 
+def _fields(fields: tuple[m.Field, ...], depth: int) -> list[str]:
+    pad = _INDENT * depth
+    out: list[str] = []
+    for f in fields:
+        if f.kind is m.FieldKind.LIST:
+            out.append(f"{pad}list {f.type} {f.name} {{")
+            out += _fields(f.fields, depth + 1)
+            out.append(f"{pad}}}")
+        elif f.kind is m.FieldKind.EMBED:
+            out.append(f"{pad}embed {f.protocol} {f.type} {f.name};")
+        else:
+            out.append(f"{pad}{f.kind.value} {f.type} {f.name};")
+    return out
+
+
 def _fsm(fsm: m.Fsm, depth: int) -> list[str]:
     pad, inner = _INDENT * depth, _INDENT * (depth + 1)
     out = [f"{pad}fsm {fsm.name} {fsm.id}{_attributes(fsm.attributes, True)} {{"]
@@ -58,8 +73,7 @@ def _fsm(fsm: m.Fsm, depth: int) -> list[str]:
         out.append(f"{inner}external {e.name} {e.id};")
     for msg in fsm.messages:
         out.append(f"{inner}message {msg.name} {msg.id}{_attributes(msg.attributes, True)} {{")
-        for f in msg.fields:
-            out.append(f"{inner}{_INDENT}{f.kind.value} {f.type} {f.name};")
+        out += _fields(msg.fields, depth + 2)
         out.append(f"{inner}}}")
     out.append(f"{pad}}}")
     return out

@@ -21,10 +21,20 @@ def _handler(fsm: m.Fsm, h: m.Handler) -> dict[str, Any]:
     }
 
 
+def _field(f: m.Field) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": f.kind.value, "type": f.type, "name": f.name}
+    if f.kind is m.FieldKind.LIST:
+        out["fields"] = [_field(x) for x in f.fields]
+    if f.kind is m.FieldKind.EMBED:
+        out["protocol"] = f.protocol
+    return out
+
+
 def _fsm(fsm: m.Fsm) -> dict[str, Any]:
     return {
         "name": fsm.name,
         "id": fsm.id,
+        "stateless": fsm.stateless,
         "threshold": fsm.threshold,
         "versions": list(fsm.versions),
         "states": [
@@ -43,7 +53,7 @@ def _fsm(fsm: m.Fsm) -> dict[str, Any]:
                 "type": msg.type.value,
                 "ratelimit": msg.ratelimit,
                 "security": msg.security.value,
-                "fields": [{"kind": f.kind.value, "type": f.type, "name": f.name} for f in msg.fields],
+                "fields": [_field(f) for f in msg.fields],
             }
             for msg in fsm.messages
         ],
@@ -62,6 +72,7 @@ def document_json(document: m.Document) -> dict[str, Any]:
                 "name": p.name,
                 "id": p.id,
                 "asn1": p.asn1.value if p.asn1 is not None else None,
+                "threshold": p.threshold,
                 "fsms": [_fsm(f) for f in p.fsms],
             }
             for p in document.protocols

@@ -20,6 +20,7 @@ from fsmc.diagnostics import Position
 
 __all__ = [
     "BUILTIN_TYPES",
+    "DEFAULT_THRESHOLD",
     "END_STATE",
     "INIT_EVENT",
     "INIT_STATE",
@@ -45,6 +46,7 @@ __all__ = [
     "Send",
     "State",
     "Statement",
+    "records",
     "walk",
 ]
 
@@ -53,6 +55,9 @@ END_STATE = "End"  # implicit terminal state (A.1.3.2: disable brings the FSM to
 INIT_EVENT = "Init"
 TIMEOUT_EVENT = "Timeout"
 BUILTIN_TYPES = ("bool", "int")  # A.1.6.5: ASN.1 BOOLEAN and INTEGER
+# The defaults codegen/fsm.yml2 declares (`decl protocol @name (id, threshold=20)`, the same
+# for fsm); the draft gives none (its KeySync sets threshold=300). fsmc follows fsm.yml2.
+DEFAULT_THRESHOLD = 20
 
 
 class MessageType(enum.Enum):
@@ -78,6 +83,9 @@ class Security(enum.Enum):
 class FieldKind(enum.Enum):
     FIELD = "field"  # copied in and out of the I/O buffer
     AUTO = "auto"  # computed when sending (A.1.6.5)
+    # The pEp engine's (codegen/fsm.yml2), copied in and out of the I/O buffer like a field:
+    LIST = "list"  # `list Type name { fields }`: a SEQUENCE OF a record declared in place
+    EMBED = "embed"  # `embed Protocol Fsm name;`: one message of another protocol's fsm
 
 
 class EventKind(enum.Enum):
@@ -199,10 +207,38 @@ class State:
 
 @dataclass(frozen=True, slots=True)
 class Field:
+    """A member of a message. For a LIST, `type` names the record declared in place and
+    `fields` are its members; for an EMBED, `protocol` and `type` name the embedded fsm."""
+
     kind: FieldKind
     type: str
     name: str
     position: Position
+    fields: tuple[Field, ...] = ()
+    protocol: str | None = None
+
+    @property
+    def in_buffer(self) -> bool:
+        """Loaded from the I/O buffer when sending (everything but `auto`)."""
+        return self.kind is not FieldKind.AUTO
+
+    @property
+    def shape(self) -> str:
+        """What the field holds, as the I/O buffer compares it: one name, one shape."""
+        if self.kind is FieldKind.LIST:
+            return f"list {self.type}"
+        if self.kind is FieldKind.EMBED:
+            return f"embed {self.protocol} {self.type}"
+        return self.type
+
+
+def records(fields: tuple[Field, ...]) -> Iterator[Field]:
+    """The list fields among `fields` and inside them, each before the lists it holds
+    (document order, as the engine's generator writes their records)."""
+    for f in fields:
+        if f.kind is FieldKind.LIST:
+            yield f
+            yield from records(f.fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +298,7 @@ class Fsm:
     @property
     def threshold(self) -> int:
         a = next((a for a in self.attributes if a.name == "threshold"), None)
-        return a.value if a is not None and isinstance(a.value, int) else 0
+        return a.value if a is not None and isinstance(a.value, int) else DEFAULT_THRESHOLD
 
     @property
     def version(self) -> tuple[int, int]:
@@ -271,6 +307,18 @@ class Fsm:
         minor = self.versions[1] if len(self.versions) > 1 else 0
         return major, minor
 
+    @property
+    def stateless(self) -> bool:
+        """An fsm without states (the engine's Distribution and Storage): a container of
+        messages, with no machine."""
+        return not self.states
+
+    def embeds(self) -> Iterator[Field]:
+        for msg in self.messages:
+            for f in msg.fields:
+                if f.kind is FieldKind.EMBED:
+                    yield f
+
     def state(self, name: str) -> State | None:
         return next((s for s in self.states if s.name == name), None)
 
@@ -278,7 +326,8 @@ class Fsm:
         return next((m for m in self.messages if m.name == name), None)
 
     def timeout(self, state: State) -> int | None:
-        """Effective timeout in seconds: explicit, else the threshold; None for `off`."""
+        """Effective timeout in seconds: explicit, else (none given, or fsm.yml2's default
+        `on`) the threshold; None for `off`."""
         a = state.timeout_attribute
         if a is None:
             return self.threshold
@@ -372,6 +421,16 @@ class Protocol:
     attributes: tuple[Attribute, ...]
     fsms: tuple[Fsm, ...]
     position: Position
+
+    @property
+    def threshold(self) -> int:
+        """The engine's protocol threshold (fsm.yml2 declares it, default 20; its C code
+        defines it as <PROTOCOL>_THRESHOLD and uses only the fsms' own)."""
+        a = next((a for a in self.attributes if a.name == "threshold"), None)
+        return a.value if a is not None and isinstance(a.value, int) else DEFAULT_THRESHOLD
+
+    def fsm(self, name: str) -> Fsm | None:
+        return next((f for f in self.fsms if f.name == name), None)
 
     @property
     def asn1(self) -> Attribute | None:

@@ -26,7 +26,7 @@ __all__ = ["parse_file", "parse_text"]
 _TOKEN_NAMES = {
     "NAME": "a name", "INT": "a number", "PATH": "a path", "DEBUG": "debug >",
     "SEMICOLON": "';'", "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "EQUAL": "'='",
-    "FIELD_KIND": "'field' or 'auto'", "$END": "end of file",
+    "FIELD_KIND": "'field' or 'auto'", "$END": "end of file", "LIST": "'list'", "EMBED": "'embed'",
 }
 # Tokens after which a statement or declaration has ended: where recovery resumes.
 _SYNC = {"SEMICOLON", "RBRACE", "LBRACE"}
@@ -164,6 +164,17 @@ class _Build(Transformer[Token, Any]):
     def field(self, children: list[Token]) -> m.Field:
         kind, type_, name = children
         return m.Field(m.FieldKind(str(kind)), str(type_), str(name), self._tpos(kind))
+
+    @v_args(meta=True)
+    def list_(self, meta: Any, children: list[Any]) -> m.Field:
+        type_, name, *members = children
+        return m.Field(m.FieldKind.LIST, str(type_), str(name), self._pos(meta),
+                       fields=tuple(self._split(members, m.Field)))
+
+    @v_args(meta=True)
+    def embed(self, meta: Any, children: list[Token]) -> m.Field:
+        protocol, fsm, name = children
+        return m.Field(m.FieldKind.EMBED, str(fsm), str(name), self._pos(meta), protocol=str(protocol))
 
 
 def _describe(token: Token) -> str:

@@ -30,7 +30,10 @@ def expectations(path: Path) -> list[tuple[int, int, str]]:
     return sorted((int(a), int(b), c) for a, b, c in EXPECT.findall(text))
 
 
-CASE_FILES = sorted(CASES.glob("*.fsm"))
+# The pEp engine's dialect, in the engine's tree layout (codegen/ beside asn.1/pEp.asn1):
+# valid files (no expect lines: nothing may be reported) and the errors of its constructs.
+ENGINE_CASES = Path(__file__).parent / "cases" / "engine" / "codegen"
+CASE_FILES = sorted(CASES.glob("*.fsm")) + sorted(ENGINE_CASES.glob("*.fsm"))
 
 
 @pytest.mark.parametrize("path", CASE_FILES, ids=lambda p: p.stem)
@@ -57,7 +60,7 @@ def test_catalogue_is_covered_by_examples() -> None:
     uncovered = set(CATALOGUE) - covered
     # Codes whose triggers need more than one file are tested in test_check.py.
     assert uncovered <= {"include", "duplicate-fsm", "duplicate-field", "event-conflict",
-                         "asn1-module", "reserved-name"}, uncovered
+                         "reserved-name"}, uncovered
 
 
 def test_check_exit_status(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ from fsmc.format import format_document
 from fsmc.parser import parse_text
 
 KEYWORDS = {"include", "protocol", "fsm", "version", "state", "on", "if", "else", "do", "send",
-            "go", "external", "message", "field", "auto", "to", "debug"}
+            "go", "external", "message", "field", "auto", "to", "debug", "list", "embed"}
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True).filter(lambda s: s not in KEYWORDS)
 ids = st.integers(0, 10_000)
 P = Position("x.fsm", 0, 0)
@@ -37,6 +37,17 @@ def statements(depth: int) -> st.SearchStrategy[tuple[m.Statement, ...]]:
     return st.lists(simple, max_size=4).map(tuple)
 
 
+def fields(depth: int) -> st.SearchStrategy[tuple[m.Field, ...]]:
+    """Plain and auto fields, the engine's embeds, and lists of fields and lists."""
+    plain = st.builds(m.Field, st.sampled_from([m.FieldKind.FIELD, m.FieldKind.AUTO]), names, names, st.just(P))
+    embed = st.builds(m.Field, st.just(m.FieldKind.EMBED), names, names, st.just(P), st.just(()), names)
+    one = st.one_of(plain, embed)
+    if depth > 0:
+        one = st.one_of(one, st.builds(m.Field, st.just(m.FieldKind.LIST), names, names, st.just(P),
+                                       fields(depth - 1)))
+    return st.lists(one, max_size=3).map(tuple)
+
+
 fsms = st.builds(
     m.Fsm, names, ids, st.lists(attribute(), max_size=2).map(tuple),
     st.lists(ids, max_size=3).map(tuple),
@@ -44,8 +55,7 @@ fsms = st.builds(
                                                  max_size=3).map(tuple),
                        st.lists(attribute(), max_size=2).map(tuple), st.just(P)), max_size=3).map(tuple),
     st.lists(st.builds(m.Message, names, ids, st.lists(attribute(), max_size=3).map(tuple),
-                       st.lists(st.builds(m.Field, st.sampled_from(m.FieldKind), names, names, st.just(P)),
-                                max_size=3).map(tuple), st.just(P)), max_size=3).map(tuple),
+                       fields(2), st.just(P)), max_size=3).map(tuple),
     st.lists(st.builds(m.External, names, ids, st.just(P)), max_size=2).map(tuple),
     st.just(P),
 )

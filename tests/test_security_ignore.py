@@ -1,6 +1,6 @@
 """`security=ignore`, the pEp engine's (storage.fsm and sync.fsm's ReceiverRating): the
-machines neither send nor take such a message, whatever its security, and the checker
-does not warn that it is never sent or handled."""
+machines neither send nor take such a message, whatever its security: the checker does
+not warn that it is never sent or handled, and reports a `send` of it (ignored-send)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ protocol Demo 3, asn1=Types {
             on Init {
                 do setChallenge;
                 send Hello;
-                send Rating;
                 go Idle;
             }
         }
@@ -100,8 +99,7 @@ def test_a_message_with_security_ignore_is_neither_sent_nor_taken(tmp_path: Path
     device.machine = machine
     party = Party("a", machine, device, g.CODEC, network, device.clock)
     party.start()
-    assert [d.label[1].NAME for d in network.queue("a")] == ["Hello"]  # Rating was not posted
-    assert [(e.message, e.code) for e in party.trace if e.kind == "drop"] == [("Rating", "ignore")]
+    assert [d.label[1].NAME for d in network.queue("a")] == ["Hello"]
     hello = network.next()
     assert hello is not None
     party.deliver(hello)
@@ -112,3 +110,11 @@ def test_a_message_with_security_ignore_is_neither_sent_nor_taken(tmp_path: Path
     party.deliver(hello._replace(seq=99, data=rating))
     assert (machine.state_name, repr(machine.buffer)) == before and device.heard_count == 1
     assert (party.trace[-1].kind, party.trace[-1].code, party.trace[-1].message) == ("drop", "ignore", "Rating")
+
+
+def test_a_send_of_an_ignored_message_is_an_error(tmp_path: Path) -> None:
+    path = _compiled(tmp_path)
+    path.write_text(TEXT.replace("send Hello;", "send Hello;\n                send Rating;"), encoding="utf-8")
+    errors = load(path).diagnostics.errors
+    assert [(d.position.line, d.position.column, d.code) for d in errors] == [(9, 22, "ignored-send")]
+    assert "security=ignore" in errors[0].message
