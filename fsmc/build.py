@@ -90,7 +90,7 @@ def machines(path: Path, module: str | None = None) -> ModuleType:
 
 def protocol_machines(manifest: Manifest) -> ModuleType:
     """A protocol's DSL file, compiled: the `machines` loader for scenarios."""
-    return machines(manifest.dsl, manifest.name)
+    return machines(manifest.dsl, manifest.module or manifest.name)
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -123,8 +123,10 @@ def _compile(path: Path, entry: Path) -> list[str]:
         modules.append(module_name(compilation, protocol))
         files.update(python.render(compilation, protocol))
         files.update(asn1.render(compilation, protocol))
-    inputs = {str(Path(p.position.path).resolve()) for p in compilation.document.protocols}
-    inputs |= {str(t.path.resolve()) for t in compilation.types.values() if t is not None}
+    inputs: set[str] = set()
+    for c in (compilation, *compilation.embedded.values()):  # an embedded protocol's files too
+        inputs |= {str(Path(p.position.path).resolve()) for p in c.document.protocols}
+        inputs |= {str(t.path.resolve()) for t in c.types.values() if t is not None}
     inputs.discard(str(path.resolve()))  # the key holds its text
     # Written to a temporary directory and renamed into place: two processes compiling
     # at once each get a whole entry (the second rename finds the first's and keeps it).
@@ -148,10 +150,12 @@ def _import(entry: Path, key: str, name: str) -> ModuleType:
     """Import <entry>/<name>.py as fsmc_built.<key>.<name> (registered in sys.modules:
     dataclasses and devices look their records' module up there)."""
     qualified = f"{PACKAGE}.{key}.{name}"
-    for package in (PACKAGE, f"{PACKAGE}.{key}"):
+    for package, where in ((PACKAGE, []), (f"{PACKAGE}.{key}", [str(entry)])):
         if package not in sys.modules:
             holder = ModuleType(package)
-            holder.__path__ = []
+            # The entry is a package: a module embedding another protocol imports it
+            # from beside itself (`from .distribution import ...`).
+            holder.__path__ = where
             sys.modules[package] = holder
     spec = importlib.util.spec_from_file_location(qualified, entry / f"{name}.py")
     assert spec is not None and spec.loader is not None

@@ -17,7 +17,7 @@ asn1tools does the work as before, so results and error messages are asn1tools' 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,11 @@ def _to_wire(record: Any) -> dict[str, Any]:
             continue
         if w.record is not None:
             value = [_to_wire(v) for v in value] if w.many else _to_wire(value)
+        elif w.choices:
+            if not isinstance(value, w.choices):
+                names = ", ".join(c.__name__ for c in w.choices)
+                raise TypeError(f"{w.name}: expected one of {names}, got {type(value).__name__}")
+            value = (value.CHOICE, _to_wire(value))
         elif w.many:
             value = list(value)
         out[w.wire] = value
@@ -53,6 +58,12 @@ def _from_wire(cls: type[Any], value: dict[str, Any]) -> Any:
         v = value[w.wire]
         if w.record is not None:
             v = tuple(_from_wire(w.record, x) for x in v) if w.many else _from_wire(w.record, v)
+        elif w.choices:
+            choice, inner = v
+            embedded = next((c for c in w.choices if choice == c.CHOICE), None)
+            if embedded is None:
+                raise ValueError(f"{w.wire}: no such message {choice}")
+            v = _from_wire(embedded, inner)
         elif w.many:
             v = tuple(v)
         kwargs[w.name] = v
@@ -65,9 +76,12 @@ _DECODED_CACHE = 4096
 class Codec:
     """UPER codec of one protocol type over its message classes."""
 
-    def __init__(self, asn1: Path, protocol_type: str, messages: Iterable[type[Any]], *, fast: bool = True) -> None:
-        """`fast=False` keeps to asn1tools (tests compare the two)."""
-        self._path = asn1
+    def __init__(self, asn1: Path | Sequence[Path], protocol_type: str, messages: Iterable[type[Any]], *,
+                 fast: bool = True) -> None:
+        """`asn1`: the module file, or the files compiled together (the engine's layout of a
+        module per fsm, backends/asn1.py). `fast=False` keeps to asn1tools (tests compare
+        the two)."""
+        self._paths = [asn1] if isinstance(asn1, Path) else list(asn1)
         self._type = protocol_type
         self._by_choice = {(m.FSM, m.CHOICE): m for m in messages}
         self._compiled: Any = None
@@ -88,7 +102,7 @@ class Codec:
         if self._compiled is None:
             with self._lock:
                 if self._compiled is None:
-                    self._compiled = asn1tools.compile_files([str(self._path)], "uper")
+                    self._compiled = asn1tools.compile_files([str(p) for p in self._paths], "uper")
         return self._compiled
 
     @property

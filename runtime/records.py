@@ -52,6 +52,9 @@ class Wire:
     wire: str
     record: type[Any] | None = None  # a nested record class, or None for a plain value
     many: bool = False  # SEQUENCE OF
+    # An embedded fsm (the pEp engine's `embed`): the value is one of these message classes,
+    # on the wire the CHOICE of that fsm's messages, (its CHOICE name, its record).
+    choices: tuple[type[Any], ...] = ()
 
 
 class Record(Protocol):

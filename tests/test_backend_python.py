@@ -206,7 +206,7 @@ def test_optional_members_and_inline_lists_round_trip(snippet: Path) -> None:
     plain = g.Member(name="a", key_id=b"12345678", tags=())
     full = g.Member(name="b", key_id=b"87654321", header=g.Header(n=7), tags=("x", "y"), note="hi")
     for fast in (True, False):
-        codec = g.CODEC if fast else type(g.CODEC)(g.CODEC._path, g.CODEC._type, g.Ping.MESSAGES.values(), fast=False)
+        codec = g.CODEC if fast else type(g.CODEC)(g.CODEC._paths, g.CODEC._type, g.Ping.MESSAGES.values(), fast=False)
         message = g.Welcome(challenge=bytes(16), members=(plain, full), is_group=True)
         data = codec.encode(message)
         assert codec.decode(data) == message

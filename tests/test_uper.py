@@ -135,7 +135,7 @@ PROTOCOLS = {
 @functools.cache
 def asn1tools_only(protocol: str) -> Codec:
     codec, classes, _ = PROTOCOLS[protocol]
-    return Codec(codec._path, codec._type, classes, fast=False)
+    return Codec(codec._paths, codec._type, classes, fast=False)
 
 
 def outcome(call: Any, argument: Any) -> tuple[str, Any]:

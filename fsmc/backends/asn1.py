@@ -10,7 +10,19 @@ The engine's generator (and so its wire format, UPER per A.1.6) follows this sch
 - one module per protocol (SYNC) whose type (Sync) is a CHOICE of its fsms tagged
   [APPLICATION fsm-id], with an extension marker after the first.
 
-The output file holds the type module verbatim first, so generated/ is self-contained.
+With `asn1=` on the protocol (fsmc's layout), one output file holds the type module
+verbatim, then the fsms' modules, then the protocol's, so generated/ is self-contained.
+
+Without it, the protocol takes its types as the pEp engine does (compiler.py), and fsmc
+writes what the engine's generator (codegen/gen_messages.ysl2) writes: one file per
+protocol and per fsm, named in lower case (sync.asn1, keysync.asn1), each module with the
+engine's object identifier, EXPORTS and fixed IMPORTS from PEP; messages, lists and CHOICE
+alternatives in declaration order; beside them the type module, copied as pEp.asn1, and
+the modules of embedded protocols. Only the leading comment differs from the engine's
+(which credits the generator's author): from the module name on, the files are the
+engine's byte for byte (tests/test_engine_dialect.py compares them with the generator's
+output). One difference in kind: two embeds of one fsm import it once, where the engine
+writes the IMPORTS line twice.
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ from fsmc.backends.common import header, source_name
 from fsmc.backends.common import module_name as file_name
 from fsmc.compiler import Compilation
 
-__all__ = ["asn1_name", "choice_name", "module_name", "render", "render_text"]
+__all__ = ["asn1_name", "choice_name", "codec_files", "module_name", "render", "render_text"]
 
 _BUILTIN = {"bool": "BOOLEAN", "int": "INTEGER"}
 
@@ -43,8 +55,19 @@ def asn1_name(field: str) -> str:
     return field.replace("_", "-")
 
 
+def _plain_fields(fields: tuple[m.Field, ...]) -> set[str]:
+    """The types of the type module that `fields` (and their lists) use."""
+    used = set()
+    for f in fields:
+        if f.kind is m.FieldKind.LIST:
+            used |= _plain_fields(f.fields)
+        elif f.kind is not m.FieldKind.EMBED and f.type not in _BUILTIN:
+            used.add(f.type)
+    return used
+
+
 def _fsm_module(fsm: m.Fsm, type_module: str | None) -> list[str]:
-    used = sorted({f.type for msg in fsm.messages for f in msg.fields if f.type not in _BUILTIN})
+    used = sorted(set().union(*(_plain_fields(msg.fields) for msg in fsm.messages)))
     out = [f"{module_name(fsm.name)} DEFINITIONS AUTOMATIC TAGS EXTENSIBILITY IMPLIED ::=", "", "BEGIN", ""]
     if used and type_module is not None:
         out += [f"IMPORTS {', '.join(used)} FROM {type_module};", ""]
@@ -54,10 +77,11 @@ def _fsm_module(fsm: m.Fsm, type_module: str | None) -> list[str]:
             out.append("}")
         else:
             out.append(f"{msg.name} ::= SEQUENCE {{")
-            members = [f"    {asn1_name(f.name)} {_BUILTIN.get(f.type, f.type)}" for f in msg.fields]
-            out.append(",\n".join(members))
+            out.append(_engine_members(msg.fields).rstrip("\n"))
             out.append("}")
         out.append("")
+        for lst in m.records(msg.fields):
+            out += [f"{lst.type} ::= SEQUENCE {{", _engine_members(lst.fields).rstrip("\n"), "}", ""]
     alternatives = [
         f"    {choice_name(msg.name)} [APPLICATION {msg.id}] {msg.name}"
         for msg in sorted(fsm.messages, key=lambda x: x.id)
@@ -96,4 +120,111 @@ def render_text(compilation: Compilation, protocol: m.Protocol) -> str:
 
 
 def render(compilation: Compilation, protocol: m.Protocol) -> dict[str, str]:
+    if compilation.engine_layout(protocol):
+        return engine_render(compilation, protocol)
     return {f"{file_name(compilation, protocol)}.asn1": render_text(compilation, protocol)}
+
+
+# --- the engine's layout (gen_messages.ysl2) ---------------------------------------------
+
+_OID = "{ iso(1) org(3) dod(6) internet(1) private(4) enterprise(1) pEp(47878)"
+_ENGINE_HEAD = "DEFINITIONS AUTOMATIC TAGS EXTENSIBILITY IMPLIED ::=\n\nBEGIN\n\n"
+
+
+def engine_file(name: str) -> str:
+    return f"{name.lower()}.asn1"
+
+
+def _engine_type(f: m.Field) -> str:
+    return _BUILTIN.get(f.type, f.type.replace("_", "-"))
+
+
+def _engine_members(fields: tuple[m.Field, ...]) -> str:
+    lines = []
+    for f in fields:
+        of = "SEQUENCE OF " if f.kind is m.FieldKind.LIST else ""
+        lines.append(f"    {asn1_name(f.name)} {of}{_engine_type(f)}")
+    return "".join(line + (",\n" if i < len(lines) - 1 else "\n") for i, line in enumerate(lines))
+
+
+def _engine_header(name: str, source: str) -> str:
+    # The engine's header has three blocks of comments; so has this one, so that the files
+    # without their comment lines are the engine's byte for byte (blank lines included).
+    return (header(source, "--") + f"\n-- {name} protocol for p≡p\n-- in the layout of the pEp engine's "
+            "generator (codegen/gen_messages.ysl2)\n\n-- From the module name on, as the engine writes it.\n\n")
+
+
+def _engine_protocol(protocol: m.Protocol, source: str) -> str:
+    fsms = protocol.fsms  # in declaration order, as the engine's fsm[1], fsm[position()>1]
+    out = _engine_header(protocol.name, source)
+    out += f"{module_name(protocol.name)}\n    {_OID} {protocol.name.lower()}({protocol.id}) }}\n\n"
+    out += _ENGINE_HEAD + "IMPORTS\n"
+    out += "".join(f"    {f.name} FROM {module_name(f.name)}\n" for f in fsms) + ";\n\n"
+    out += f"{protocol.name} ::= CHOICE {{\n"
+    if fsms:
+        first, rest = fsms[0], fsms[1:]
+        out += f"    {protocol_choice_name(first)} [APPLICATION {first.id}] {first.name}{',' if rest else ''}\n"
+        if rest:
+            out += "    ...,\n"
+        out += "".join(f"    {protocol_choice_name(f)} [APPLICATION {f.id}] {f.name}"
+                       f"{',' if i < len(rest) - 1 else ''}\n" for i, f in enumerate(rest))
+    return out + "}\n\nEND\n\n"
+
+
+def _engine_fsm(protocol: m.Protocol, fsm: m.Fsm, source: str) -> str:
+    from fsmc.compiler import ENGINE_IMPORTS
+
+    out = _engine_header(fsm.name, source)
+    out += (f"{module_name(fsm.name)}\n    {_OID} {protocol.name.lower()}({protocol.id}) "
+            f"{fsm.name.lower()}({fsm.id}) }}\n\n")
+    out += _ENGINE_HEAD + f"EXPORTS {fsm.name};\nIMPORTS {', '.join(ENGINE_IMPORTS)} FROM PEP\n"
+    embeds = dict.fromkeys((f.type, f.protocol or "") for f in fsm.embeds())
+    out += "".join(f"        {t} FROM {module_name(p)}\n" for t, p in embeds) + ";\n\n"
+    for msg in fsm.messages:
+        out += f"{msg.name} ::= SEQUENCE {{\n{_engine_members(msg.fields)}}}\n\n"
+        for lst in m.records(msg.fields):
+            out += f"{lst.type.replace('_', '-')} ::= SEQUENCE {{\n{_engine_members(lst.fields)}}}\n\n"
+    out += f"{fsm.name} ::= CHOICE {{\n"
+    out += "".join(f"    {choice_name(msg.name)} [APPLICATION {msg.id}] {msg.name}"
+                   f"{',' if i < len(fsm.messages) - 1 else ''}\n" for i, msg in enumerate(fsm.messages))
+    return out + "}\n\nEND\n\n"
+
+
+def engine_render(compilation: Compilation, protocol: m.Protocol) -> dict[str, str]:
+    """The engine's files for a protocol and its fsms, the type module, and the files of
+    the protocols it embeds (the codec compiles them together)."""
+    source = source_name(compilation.path)
+    files = {engine_file(protocol.name): _engine_protocol(protocol, source)}
+    for fsm in protocol.fsms:
+        files[engine_file(fsm.name)] = _engine_fsm(protocol, fsm, source)
+    types = compilation.type_module(protocol)
+    if types is not None:
+        files[types.path.name] = types.text
+    for name in _embedded_names(compilation, protocol):
+        found = compilation.embedded_protocol(name)
+        if found is not None and found[0] is not compilation:
+            files.update(render(*found))
+    return files
+
+
+def _embedded_names(compilation: Compilation, protocol: m.Protocol) -> list[str]:
+    """The protocols `protocol` embeds, and those they embed, each once."""
+    out: list[str] = []
+    todo = [protocol]
+    while todo:
+        p = todo.pop()
+        for fsm in p.fsms:
+            for f in fsm.embeds():
+                if f.protocol and f.protocol not in out and f.protocol != protocol.name:
+                    out.append(f.protocol)
+                    found = compilation.embedded_protocol(f.protocol)
+                    if found is not None:
+                        todo.append(found[1])
+    return out
+
+
+def codec_files(compilation: Compilation, protocol: m.Protocol) -> list[str]:
+    """The ASN.1 files the protocol's codec compiles, in the output directory."""
+    if not compilation.engine_layout(protocol):
+        return [f"{file_name(compilation, protocol)}.asn1"]
+    return sorted(engine_render(compilation, protocol))

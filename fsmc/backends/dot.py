@@ -16,6 +16,8 @@ Drawn from the same model as the code, in the same regeneration (never by hand):
 - the simplified diagram leaves out the transitions taken on Cancel, Reject, Rollback and
   CommitReject, as the draft's second figure does (A.1); a state no remaining transition
   touches is left out too (in KeySync, End: only Reject and CommitReject lead there).
+- an fsm without states (the engine's Distribution and Storage, containers of messages)
+  has no diagram, as the engine's gen_dot.ysl2 draws only `fsm[count(state)>0]`.
 """
 
 from __future__ import annotations
@@ -144,6 +146,8 @@ def render(compilation: Compilation, protocol: m.Protocol) -> dict[str, str]:
     out = {}
     folder = module_name(compilation, protocol)  # two protocols' fsms may share a name
     for fsm in protocol.fsms:
+        if fsm.stateless:
+            continue
         base = f"{folder}/{fsm.name.lower()}"
         out[f"{base}_full.dot"] = render_dot(fsm, source, simplified=False)
         out[f"{base}_simplified.dot"] = render_dot(fsm, source, simplified=True)

@@ -20,7 +20,7 @@ import jinja2
 
 from fsmc import model as m
 from fsmc.asn1types import Kind, TypeModule
-from fsmc.backends.asn1 import asn1_name, choice_name, protocol_choice_name
+from fsmc.backends.asn1 import asn1_name, choice_name, codec_files, protocol_choice_name
 from fsmc.backends.common import header, module_name, source_name
 from fsmc.compiler import Compilation
 
@@ -182,7 +182,70 @@ def _ends_with_return(body: tuple[m.Statement, ...]) -> bool:
     return bool(body) and isinstance(body[-1], m.Go)
 
 
-def _fsm_context(fsm: m.Fsm, types: _Types, source: str) -> dict[str, Any]:
+class _Fields:
+    """Python annotations and wire shapes of message fields, lists and embeds included."""
+
+    def __init__(self, types: _Types, compilation: Compilation) -> None:
+        self.types, self.compilation = types, compilation
+        self.imports: dict[str, set[str]] = {}  # module -> names, for embeds of other files
+
+    def annotation(self, f: m.Field) -> str:
+        if f.kind is m.FieldKind.LIST:
+            return f"tuple[{py_name(f.type)}, ...]"
+        if f.kind is m.FieldKind.EMBED:  # one of the embedded fsm's messages
+            return " | ".join(self.embedded(f))
+        return self.types.annotation(f.type)
+
+    def wire(self, f: m.Field) -> str:
+        if f.kind is m.FieldKind.LIST:
+            return f"Wire({_str(f.name)}, {_str(asn1_name(f.name))}, {py_name(f.type)}, many=True)"
+        if f.kind is m.FieldKind.EMBED:
+            return f"Wire({_str(f.name)}, {_str(asn1_name(f.name))}, choices=({', '.join(self.embedded(f))},))"
+        return self.types.wire(f.name, asn1_name(f.name), f.type)
+
+    def embedded(self, f: m.Field) -> list[str]:
+        """The embedded fsm's message classes, imported when another file declares them."""
+        assert f.protocol is not None
+        found = self.compilation.embedded_protocol(f.protocol)
+        assert found is not None, f"unchecked embed of {f.protocol}"
+        compilation, protocol = found
+        fsm = protocol.fsm(f.type)
+        assert fsm is not None
+        names = [msg.name for msg in fsm.messages]
+        if compilation is not self.compilation:
+            self.imports.setdefault(module_name(compilation, protocol), set()).update(names)
+        return names
+
+    def lists(self, fsm: m.Fsm) -> list[dict[str, Any]]:
+        """The records of the fsm's lists, as template data (each type once)."""
+        out: dict[str, dict[str, Any]] = {}
+
+        def inner_first(fields: tuple[m.Field, ...]) -> list[m.Field]:  # a class before its users
+            return [x for f in fields if f.kind is m.FieldKind.LIST for x in (*inner_first(f.fields), f)]
+
+        for msg in fsm.messages:
+            for f in inner_first(msg.fields):
+                out.setdefault(f.type, {
+                    "name": py_name(f.type),
+                    "asn1": f"{f.type} (list {f.name} of message {msg.name}, line {f.position.line})",
+                    "fields": [{"name": x.name, "annotation": self.annotation(x), "default": None} for x in f.fields],
+                    "wire": [self.wire(x) for x in f.fields],
+                })
+        return list(out.values())
+
+
+def _module_types(fields: tuple[m.Field, ...]) -> set[str]:
+    """The type module's types that `fields` use, inside lists too."""
+    used = set()
+    for f in fields:
+        if f.kind is m.FieldKind.LIST:
+            used |= _module_types(f.fields)
+        elif f.kind is not m.FieldKind.EMBED:
+            used.add(f.type)
+    return used
+
+
+def _fsm_context(fsm: m.Fsm, types: _Types, source: str, fields: _Fields) -> dict[str, Any]:
     states = [{"name": s.name, "value": i, "timeout": fsm.timeout(s), "line": s.position.line,
                "constant": state_constant(fsm.name, s.name)}
               for i, s in enumerate(fsm.states, start=1)]
@@ -203,11 +266,11 @@ def _fsm_context(fsm: m.Fsm, types: _Types, source: str) -> dict[str, Any]:
             "ratelimit": msg.ratelimit,
             "security": msg.security.name,
             "line": msg.position.line,
-            "fields": [{"name": f.name, "annotation": types.annotation(f.type),
+            "fields": [{"name": f.name, "annotation": fields.annotation(f),
                         "auto": f.type if f.kind is m.FieldKind.AUTO else None} for f in msg.fields],
-            "buffer_fields": _tuple([_str(f.name) for f in msg.fields if f.kind is m.FieldKind.FIELD]),
+            "buffer_fields": _tuple([_str(f.name) for f in msg.fields if f.in_buffer]),
             "auto": _tuple([f"({_str(f.name)}, {_str(f.type)})" for f in msg.fields if f.kind is m.FieldKind.AUTO]),
-            "wire": [types.wire(f.name, asn1_name(f.name), f.type) for f in msg.fields],
+            "wire": [fields.wire(f) for f in msg.fields],
             "attributes": ", ".join(f"{a.name}={a.value}" for a in msg.attributes),
         })
     handlers = []
@@ -224,9 +287,11 @@ def _fsm_context(fsm: m.Fsm, types: _Types, source: str) -> dict[str, Any]:
             "bindings": _uses_bindings(h.body),
             "body": body,
         })
-    used = sorted({f.type for msg in fsm.messages for f in msg.fields})
+    used = sorted(set().union(*(_module_types(msg.fields) for msg in fsm.messages)))
     return {
         "name": fsm.name,
+        "stateless": fsm.stateless,
+        "lists": fields.lists(fsm),
         "end": state_constant(fsm.name, "End"),
         "id": fsm.id,
         "choice": protocol_choice_name(fsm),
@@ -237,7 +302,7 @@ def _fsm_context(fsm: m.Fsm, types: _Types, source: str) -> dict[str, Any]:
         "states": states,
         "events": [{"name": e.name, "number": e.number, "kind": e.kind.value} for e in fsm.events()],
         "messages": messages,
-        "buffer": [{"name": f.name, "annotation": types.annotation(f.type)} for f in fsm.buffer()],
+        "buffer": [{"name": f.name, "annotation": fields.annotation(f)} for f in fsm.buffer()],
         "conditions": list(fsm.conditions()),
         "actions": list(fsm.actions()),
         "peers": list(fsm.peers()),
@@ -250,23 +315,46 @@ def _fsm_context(fsm: m.Fsm, types: _Types, source: str) -> dict[str, Any]:
 
 def render_text(compilation: Compilation, protocol: m.Protocol) -> str:
     types = _Types(compilation.type_module(protocol))
+    fields = _Fields(types, compilation)
     source = source_name(compilation.path)
-    fsms = [_fsm_context(f, types, source) for f in protocol.fsms]
-    # Records are shared by the fsms of a protocol: emit each once.
+    fsms = [_fsm_context(f, types, source, fields) for f in protocol.fsms]
+    # Records are shared by the fsms of a protocol: emit each once (a list's record after
+    # the type module's records it uses).
     seen: set[str] = set()
     records = []
     for f in fsms:
-        for r in f["records"]:
+        for r in [*f["records"], *f["lists"]]:
             if r["name"] not in seen:
                 seen.add(r["name"])
                 records.append(r)
+    # The codec's message classes: a machine's table, or a stateless fsm's classes.
+    parts = []
+    for f in fsms:
+        parts += [msg["name"] for msg in f["messages"]] if f["stateless"] else [f"*{f['name']}.MESSAGES.values()"]
+    if len(parts) == 1 and parts[0].startswith("*"):
+        codec_messages = parts[0][1:]
+    elif len(f"{_INDENT}[{', '.join(parts)}],") <= 120:  # ruff's line length
+        codec_messages = f"[{', '.join(parts)}]"
+    else:
+        codec_messages = "[\n" + "".join(f"{_INDENT * 2}{p},\n" for p in parts) + f"{_INDENT}]"
     return _environment().get_template("python_module.py.j2").render(
         header=header(source, "#"),
-        protocol={"name": protocol.name, "id": protocol.id, "asn1": f"{module_name(compilation, protocol)}.asn1"},
+        protocol={"name": protocol.name, "id": protocol.id},
+        asn1=codec_files(compilation, protocol),
         fsms=fsms,
         records=records,
+        imports=[{"module": k, "names": sorted(v)} for k, v in sorted(fields.imports.items())],
+        codec_messages=codec_messages,
     )
 
 
 def render(compilation: Compilation, protocol: m.Protocol) -> dict[str, str]:
-    return {f"{module_name(compilation, protocol)}.py": render_text(compilation, protocol)}
+    """The protocol's module, and the modules of the protocols it embeds from other files
+    (it imports their message classes)."""
+    out = {f"{module_name(compilation, protocol)}.py": render_text(compilation, protocol)}
+    for fsm in protocol.fsms:
+        for f in fsm.embeds():
+            found = compilation.embedded_protocol(f.protocol or "")
+            if found is not None and found[0] is not compilation:
+                out.update(render(*found))
+    return out
