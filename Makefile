@@ -6,6 +6,10 @@ PY      := $(VENV)/bin/python
 FSMC    := $(VENV)/bin/fsmc
 STAMP   := $(VENV)/.installed-stamp
 PROTOCOLS := $(sort $(wildcard protocols/*/*.fsm))
+# Protocol folders in the pEp engine's tree layout (codegen/*.fsm beside asn.1/pEp.asn1):
+# each compiles into a package of its own, generated/<folder>/ (its files are named as
+# the engine names them, keysync.asn1 among them).
+TREES   := $(sort $(dir $(wildcard protocols/*/codegen/*.fsm)))
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup graphviz redis demo test generate diagrams bench check clean
@@ -39,6 +43,11 @@ test: setup
 generate: setup
 	$(FSMC) compile --quiet $(PROTOCOLS)
 	$(FSMC) diagram --quiet $(PROTOCOLS)
+	@for tree in $(TREES); do name=$$(basename $$(dirname $$tree)); \
+	  echo "$(FSMC) compile/diagram --quiet -o generated|diagrams/$$name $$tree*.fsm"; \
+	  $(FSMC) compile --quiet -o generated/$$name $$tree*.fsm 2>/dev/null && \
+	  $(FSMC) diagram --quiet -o diagrams/$$name $$tree*.fsm 2>/dev/null || \
+	  { $(FSMC) check $$tree*.fsm; exit 1; }; done
 
 diagrams: setup
 	$(FSMC) diagram $(PROTOCOLS)

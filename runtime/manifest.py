@@ -86,6 +86,10 @@ class Manifest:
     # address nobody listens on waits there for the first party that subscribes, instead
     # of reaching no one (runtime.harness.network.InMemoryNetwork.mailboxes).
     mailboxes: bool = False
+    # A protocol in the pEp engine's tree layout (codegen/*.fsm beside asn.1/pEp.asn1) is
+    # compiled into a package, generated/<name>/, one module per DSL file: `module` names
+    # the one of `source` (keysync_engine: sync, of codegen/sync.fsm).
+    module: str = ""
 
     @property
     def dsl(self) -> Path:
@@ -98,7 +102,7 @@ class Manifest:
     @property
     def generated(self) -> str:
         """The module applications import: the committed output of `make generate`."""
-        return f"generated.{self.name}"
+        return f"generated.{self.name}.{self.module}" if self.module else f"generated.{self.name}"
 
     def import_generated(self) -> ModuleType:
         try:

@@ -17,7 +17,11 @@ from fsmc import build
 from fsmc.cli import main
 from runtime import registry
 
-PROTOCOLS = [str(m.dsl.relative_to(ROOT)) for m in registry.protocols().values()]
+# One module per protocol folder in generated/, and the folders in the pEp engine's tree
+# layout (codegen/*.fsm) as packages, generated/<name>/, as `make generate` writes them.
+PROTOCOLS = [str(m.dsl.relative_to(ROOT)) for m in registry.protocols().values() if not m.module]
+TREES = {m.name: sorted(str(p.relative_to(ROOT)) for p in m.dsl.parent.glob("*.fsm"))
+         for m in registry.protocols().values() if m.module}
 IGNORED = {"py.typed", "__pycache__"}
 
 
@@ -30,11 +34,14 @@ def regenerate(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.chdir(ROOT)  # sources are named relative to the checkout, as `make generate` does
     out = tmp_path / command
     assert main([command, "--quiet", "-o", str(out), *PROTOCOLS]) == 0
+    for name, sources in TREES.items():
+        assert main([command, "--quiet", "-o", str(out / name), *sources]) == 0
     return files(out)
 
 
 def test_every_protocol_of_the_registry_is_a_dsl_file_of_the_project() -> None:
     assert PROTOCOLS and all((ROOT / p).is_file() for p in PROTOCOLS)
+    assert all(TREES.values())
 
 
 @pytest.mark.parametrize(("command", "directory"), [("compile", "generated"), ("diagram", "diagrams")])
@@ -56,6 +63,10 @@ def test_what_scenarios_run_is_the_committed_module(name: str, monkeypatch: pyte
     module = build.protocol_machines(registry.get(name))
     assert module.__file__ is not None
     compiled = Path(module.__file__)
-    for suffix in (".py", ".asn1"):
-        assert compiled.with_suffix(suffix).read_text(encoding="utf-8") == \
-            (ROOT / "generated" / f"{name}{suffix}").read_text(encoding="utf-8"), f"{name}{suffix}"
+    manifest = registry.get(name)
+    committed = ROOT / "generated" / (f"{name}/{manifest.module}" if manifest.module else name)
+    names = [p.name for p in compiled.parent.iterdir() if p.suffix in (".py", ".asn1")]
+    assert f"{committed.name}.py" in names and len(names) >= 2, names
+    for file in names:
+        assert (compiled.parent / file).read_text(encoding="utf-8") == \
+            (committed.parent / file).read_text(encoding="utf-8"), f"{name}: {file}"

@@ -169,10 +169,13 @@ class KeySyncDevice(DeviceBase[DeviceState]):
         # variant) has its own Identity class, and records of two classes never compare equal.
         Identity = sys.modules[type(self.machine).__module__].Identity  # noqa: N806
 
+        # The engine's PEP module (protocols/keysync_engine/asn.1/pEp.asn1) adds flags to the
+        # draft's Identity; an own identity carries none (the engine's 0).
+        extra = {"flags": 0} if "flags" in Identity.__dataclass_fields__ else {}
         chosen = identities if identities is not None else tuple(self.keyring.identities.values())
         return tuple(
             Identity(address=i.address, fpr=self.keyring.default[i.address], user_id=i.user_id,
-                     username=i.username, comm_type=255, lang=i.lang)
+                     username=i.username, comm_type=255, lang=i.lang, **extra)
             for i in sorted(chosen, key=lambda i: i.address)
         )
 

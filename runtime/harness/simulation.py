@@ -74,15 +74,31 @@ def _known(table: dict[str, Any], known: tuple[str, ...] | list[str], path: Path
         raise ScenarioError(f"{path}: [{where}] has no key {', '.join(unknown)} (it has {', '.join(sorted(known))})")
 
 
-def load_scenario(path: Path, machines: Machines | None = None) -> Scenario:
-    """Read a scenario file; `machines` gives the compiled protocol (default: its
-    committed generated module). ScenarioError names the file and what is wrong."""
+def _read_scenario(path: Path, seen: frozenset[Path]) -> dict[str, Any]:
+    """A scenario file's table. `based_on = "other.toml"` (relative to the file) starts from
+    another scenario's table, whose top-level keys the file's own replace: the pEp engine's
+    KeySync runs the draft's scenarios with `protocol = "keysync_engine"` and nothing else."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise ScenarioError(f"{path}: {e.strerror}") from e
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{path}: {e}") from e
+    base = data.pop("based_on", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ScenarioError(f"{path}: based_on: expected the path of a scenario file")
+    other = (path.parent / base).resolve()
+    if other in seen or other == path.resolve():
+        raise ScenarioError(f"{path}: based_on: {base} is based on this file")
+    return {**_read_scenario(other, seen | {path.resolve()}), **data}
+
+
+def load_scenario(path: Path, machines: Machines | None = None) -> Scenario:
+    """Read a scenario file; `machines` gives the compiled protocol (default: its
+    committed generated module). ScenarioError names the file and what is wrong."""
+    data = _read_scenario(path, frozenset())
     name = _need(data, "protocol", str, path)
     try:
         manifest = registry.get(name)
