@@ -322,9 +322,10 @@ def render_text(compilation: Compilation, protocol: m.Protocol) -> str:
     # the type module's records it uses).
     seen: set[str] = set()
     records = []
+    shared = _shared_records(compilation, protocol, fields, {r["name"] for f in fsms for r in f["records"]})
     for f in fsms:
         for r in [*f["records"], *f["lists"]]:
-            if r["name"] not in seen:
+            if r["name"] not in seen and r["name"] not in shared:
                 seen.add(r["name"])
                 records.append(r)
     # The codec's message classes: a machine's table, or a stateless fsm's classes.
@@ -346,6 +347,35 @@ def render_text(compilation: Compilation, protocol: m.Protocol) -> str:
         imports=[{"module": k, "names": sorted(v)} for k, v in sorted(fields.imports.items())],
         codec_messages=codec_messages,
     )
+
+
+def _defined_records(compilation: Compilation, protocol: m.Protocol) -> set[str]:
+    """The classes a protocol's module defines for records of its type module."""
+    types = _Types(compilation.type_module(protocol))
+    used = sorted(set().union(*(_module_types(msg.fields) for fsm in protocol.fsms for msg in fsm.messages)))
+    return {r["name"] for r in types.records(used)}
+
+
+def _shared_records(compilation: Compilation, protocol: m.Protocol, fields: _Fields, needed: set[str]) -> set[str]:
+    """Records to import from the module of an embedded protocol with the same type module
+    rather than define again: one Identity class for a GroupSyncUpdate and the GroupInvite
+    it carries, so that a message built with either module's records equals its decoding."""
+    mine = compilation.type_module(protocol)
+    if mine is None:
+        return set()
+    shared: set[str] = set()
+    for module in sorted(fields.imports):
+        found = next(((c, p) for c, p in (compilation.embedded_protocol(n) or (None, None)
+                                         for n in compilation.embedded)
+                      if c is not None and p is not None and module_name(c, p) == module), None)
+        if found is None:
+            continue
+        theirs = found[0].type_module(found[1])
+        if theirs is not None and theirs.path.resolve() == mine.path.resolve():
+            names = (_defined_records(*found) & needed) - shared
+            fields.imports[module].update(names)
+            shared |= names
+    return shared
 
 
 def render(compilation: Compilation, protocol: m.Protocol) -> dict[str, str]:

@@ -14,11 +14,9 @@ from typing import ClassVar, Protocol
 
 from runtime import Codec, Machine, MessageType, Security, Wire, missing
 
-from .distribution import GroupAdopted, GroupDissolve, GroupInvite
+from .distribution import GroupAdopted, GroupDissolve, GroupInvite, Identity, Version
 
 __all__ = [
-    "Identity",
-    "Version",
     "KeySync",
     "KeySyncBindings",
     "KeySyncBuffer",
@@ -61,42 +59,6 @@ __all__ = [
     "GroupSyncRequest",
     "CODEC",
 ]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Identity:
-    """ASN.1 Identity."""
-
-    WIRE: ClassVar[tuple[Wire, ...]] = (
-        Wire("address", "address"),
-        Wire("fpr", "fpr"),
-        Wire("user_id", "user-id"),
-        Wire("username", "username"),
-        Wire("comm_type", "comm-type"),
-        Wire("lang", "lang"),
-        Wire("flags", "flags"),
-    )
-
-    address: str
-    fpr: str
-    user_id: str
-    username: str
-    comm_type: int
-    lang: str
-    flags: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Version:
-    """ASN.1 Version."""
-
-    WIRE: ClassVar[tuple[Wire, ...]] = (
-        Wire("major", "major"),
-        Wire("minor", "minor"),
-    )
-
-    major: int = 1
-    minor: int = 2
 
 
 # === fsm KeySync 1 (protocols/keysync_engine/codegen/sync.fsm:25)
