@@ -146,6 +146,19 @@ def _compile(path: Path, entry: Path) -> list[str]:
     return modules
 
 
+def import_entry(entry: Path, key: str, name: str) -> ModuleType:
+    """Import `name` of a directory of compiled modules (fsmc mutate's, in a temporary
+    directory) as fsmc_built.<key>.<name>; `forget_entry` takes it out again."""
+    return _import(entry, key, name)
+
+
+def forget_entry(module: ModuleType) -> None:
+    """Remove a module imported by `import_entry`, its package and its siblings."""
+    package = module.__name__.rpartition(".")[0]
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        del sys.modules[name]
+
+
 def _import(entry: Path, key: str, name: str) -> ModuleType:
     """Import <entry>/<name>.py as fsmc_built.<key>.<name> (registered in sys.modules:
     dataclasses and devices look their records' module up there)."""

@@ -7,8 +7,10 @@ Exit status: 0 on success, 1 when the input has errors (or warnings with --werro
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -205,6 +207,72 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _report(result, title, args)
 
 
+def _cmd_mutate(args: argparse.Namespace) -> int:
+    import os
+
+    from fsmc import mutate
+    from fsmc.build import BuildError
+    from runtime.errors import LocalError
+
+    operators = tuple(o.strip() for o in args.operators.split(",")) if args.operators else mutate.OPERATORS
+    unknown = set(operators) - set(mutate.OPERATORS)
+    if unknown:
+        print(f"error: unknown operators {', '.join(sorted(unknown))} (known: {', '.join(mutate.OPERATORS)})",
+              file=sys.stderr)
+        return 2
+    only = [int(x) for x in args.mutants.split(",")] if args.mutants else []
+    settings = {key: getattr(args, key) for key in ("faults", "max_faults", "max_depth", "max_states",
+                                                     "user_events", "timeouts")}
+    settings = {k: v for k, v in settings.items() if v is not None}
+    try:
+        run = mutate.prepare([Path(p) for p in args.scenarios], settings, operators, only, args.sample, args.seed)
+    except BuildError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except LocalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.list:
+        for mu in run.mutants:
+            print(f"{mu.index:4} {mu.location}: {mu.operator}: {mu.description}")
+        return 0
+    workers = args.workers or len(os.sched_getaffinity(0))
+    t0 = time.perf_counter()
+    show = sys.stderr.isatty() and not args.json
+    outcomes = mutate.mutate(run, workers, mutate.progress_bar() if show else None)
+    seconds = time.perf_counter() - t0
+    score = mutate.score(outcomes)
+    by = {mu.index: mu for mu in run.mutants}
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("killed", "survived", "equivalent", "invalid")}
+    if args.json:
+        print(json.dumps({
+            "dsl": str(run.compilation.path), "scenarios": [str(s.path) for s in run.scenarios],
+            "settings": settings, "workers": workers, "seconds": round(seconds, 2), "score": score, **counts,
+            "baselines": {k: sorted(b.violations) for k, b in run.baselines.items()},
+            "mutants": [{"index": o.mutant, "operator": by[o.mutant].operator, "description": by[o.mutant].description,
+                         "location": by[o.mutant].location, **dataclasses.asdict(o)} for o in outcomes],
+        }, indent=2))
+    else:
+        for o in outcomes:
+            mu = by[o.mutant]
+            if o.status == "survived":
+                print(f"{mu.location}: survived{' (bounded)' if o.bounded else ''}: {mu.operator}: {mu.description}")
+        for o in outcomes:
+            if o.status == "killed" and args.verbose:
+                mu = by[o.mutant]
+                print(f"{mu.location}: killed by {o.invariant} ({o.scenario}, {o.counterexample} steps): "
+                      f"{mu.description}")
+        shown = "n/a" if score is None else f"{100 * score:.1f}%"
+        print(f"{len(outcomes)} mutants: {counts['killed']} killed, {counts['survived']} survived, "
+              f"{counts['equivalent']} equivalent, {counts['invalid']} invalid; score {shown} "
+              f"({seconds:.1f} s, {workers} worker{'s' if workers != 1 else ''})")
+    if args.min_score is not None:
+        wanted = float(args.min_score.rstrip("%")) / (100 if args.min_score.endswith("%") else 1)
+        if score is None or score < wanted:
+            return 1
+    return 0
+
+
 def _cmd_explore(args: argparse.Namespace) -> int:
     from runtime.errors import LocalError
     from runtime.harness import msc
@@ -339,6 +407,25 @@ def _parser() -> argparse.ArgumentParser:
                         "large to hold a level in memory)")
     p.add_argument("--json", action="store_true", help="counts and violations as JSON")
     p.add_argument("--msc", metavar="DIR", help="write each counterexample as an SVG sequence chart")
+
+    p = command("mutate", "mutation testing: small bugs in the FSM, and whether its invariants catch them",
+                _cmd_mutate)
+    p.add_argument("scenarios", nargs="+", help="scenarios of one protocol, explored for each mutant")
+    p.add_argument("--operators", metavar="OP,..", help="the mutation operators (default: all; --list shows them)")
+    p.add_argument("--mutants", metavar="N,..", help="only these mutants (by the numbers --list prints)")
+    p.add_argument("--list", action="store_true", help="list the mutants and stop")
+    p.add_argument("--sample", type=int, metavar="N", help="a random sample of N mutants (the same for one --seed)")
+    p.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
+    p.add_argument("--faults", help="as explore's: comma-separated loss, dup, reorder, replay")
+    p.add_argument("--max-faults", metavar="N")
+    p.add_argument("--max-depth", type=int, metavar="N")
+    p.add_argument("--max-states", type=int, metavar="N", help="bound each exploration (a mutant may loop)")
+    p.add_argument("--user-events", type=int, metavar="N")
+    p.add_argument("--timeouts", type=int, metavar="N")
+    p.add_argument("--workers", type=int, metavar="N", help="processes (default: the cores available)")
+    p.add_argument("--min-score", metavar="S", help="exit 1 below this score (0.8 or 80%%)")
+    p.add_argument("-v", "--verbose", action="store_true", help="also list the killed mutants")
+    p.add_argument("--json", action="store_true", help="every mutant's verdict as JSON")
 
     p = command("format", "print a file in canonical layout (comments are not kept)", _cmd_format)
     p.add_argument("file")

@@ -173,6 +173,10 @@ class Report:
     quiet_states: int = 0
     subsumed: int = 0  # worlds not explored: an explored world with their snapshot subsumes them
     terminal_states: int = 0  # worlds where the environment had no choice left
+    # With Explorer.fingerprint: a digest of the set of explored snapshots (order-free;
+    # Python's hash, so comparable within one process and its forks only). fsmc mutate
+    # calls a mutant equivalent when it explored the very states of the unmutated FSM.
+    digest: int = 0
 
     @property
     def states_per_second(self) -> float:
@@ -289,6 +293,7 @@ class Explorer:
         self.max_depth = max_depth
         self.max_states = max_states
         self.max_faults = max_faults
+        self.fingerprint = False  # fill Report.digest
         self.user_events, self.timeouts, self.signals = user_events, timeouts, signals
         chosen = invariants if invariants is not None else scenario.explore.get("invariants")
         checks = scenario.protocol.invariants if chosen is None else (
@@ -712,6 +717,8 @@ class Explorer:
                 progress(report)
         if self.search == "dfs":  # its counterexamples are rarely short: shorten them
             report.violations = [self.shorten(v) for v in report.violations]
+        if self.fingerprint:
+            report.digest = hash(frozenset(seen))
         report.seconds = time.perf_counter() - t0
         return report
 

@@ -1,0 +1,94 @@
+"""`fsmc mutate`: the mutants are one-place changes of the model; each is compiled in memory
+and judged by exploring the scenarios (killed, survived, equivalent, invalid)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from fsmc import model as m
+from fsmc import mutate
+from fsmc.cli import main
+
+FORM_GROUP = ROOT / "protocols" / "keysync" / "scenarios" / "form_group.toml"
+
+
+@pytest.fixture(scope="module")
+def run() -> mutate.Run:
+    return mutate.prepare([FORM_GROUP], {"max_states": 5000})
+
+
+def find(run: mutate.Run, operator: str, text: str) -> mutate.Mutant:
+    (mutant,) = [mu for mu in run.mutants if mu.operator == operator and text in mu.description]
+    return mutant
+
+
+def handlers(document: m.Document) -> dict[tuple[str, str], tuple[m.Statement, ...]]:
+    (fsm,) = document.protocols[0].fsms
+    return {(s.name, h.event): h.body for s, h in fsm.handlers()}
+
+
+def test_each_mutant_changes_one_handler_of_the_fsm(run: mutate.Run) -> None:
+    original = handlers(run.compilation.document)
+    assert {mu.operator for mu in run.mutants} == set(mutate.OPERATORS)
+    assert [mu.index for mu in run.mutants] == list(range(1, len(run.mutants) + 1))
+    sends = mutate.mutants(run.compilation.document, ["KeySync"], ("Accept", "Reject", "Cancel"), ("remove-send",))
+    assert all(run.mutants[mu.index - 1].description == mu.description for mu in sends)
+    for mu in run.mutants:
+        changed = [k for k, body in handlers(mu.document).items() if body != original[k]]
+        assert len(changed) == 1, mu.description
+    # The numbering is the source order, so --mutants N names the same mutant on every run.
+    again = mutate.mutants(run.compilation.document, ["KeySync"], ("Accept", "Reject", "Cancel"))
+    assert [(mu.operator, mu.description) for mu in again] == [(mu.operator, mu.description) for mu in run.mutants]
+
+
+def test_send_early_moves_a_send_of_a_users_answer_before_it(run: mutate.Run) -> None:
+    mu = find(run, "send-early", "send CommitAcceptRequester when Sole on NegotiationOpen enters HandshakingRequester")
+    body = handlers(mu.document)[("Sole", "NegotiationOpen")]
+    sends = [s.message for s in m.walk(body) if isinstance(s, m.Send)]
+    assert "CommitAcceptRequester" in sends
+
+
+def test_verdicts(run: mutate.Run) -> None:
+    mutate.baseline(run)
+    assert run.baselines[str(FORM_GROUP)].violations == frozenset()
+    killed = mutate.judge(run, find(run, "remove-send", "FormingGroupOfferer on OwnKeysRequester: remove `send "
+                                                        "OwnKeysOfferer;`").index)
+    assert (killed.status, killed.invariant, killed.scenario) == ("killed", "no_stall", "form_group.toml")
+    assert killed.counterexample is not None and killed.counterexample > 0
+    crash = mutate.judge(run, find(run, "swap", "on CommitAcceptOfferer: swap `do prepareOwnKeys`").index)
+    assert (crash.status, crash.invariant) == ("killed", "runtime error: UnsetFieldError")
+    survived = mutate.judge(run, find(run, "remove-send", "InitState on Init: remove `send Beacon;`").index)
+    assert survived.status == "survived"  # no invariant asks that a device ever looks for others
+    # The FSM itself, compiled in memory as a mutant is, explores exactly as the baseline.
+    same = dataclasses.replace(run.mutants[0], document=run.compilation.document)
+    run.mutants.append(dataclasses.replace(same, index=10_000))
+    try:
+        assert mutate.judge(run, 10_000).status == "equivalent"
+    finally:
+        run.mutants.pop()
+
+
+def test_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    before = set(Path(tempfile.gettempdir()).glob("fsmc-mutant-*"))
+    args = ["mutate", str(FORM_GROUP), "--operators", "remove-send", "--max-states", "5000", "--workers", "2"]
+    assert main([*args, "--json", "--min-score", "95%"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["killed"] + data["survived"] + data["equivalent"] + data["invalid"] == len(data["mutants"]) == 40
+    assert data["score"] == data["killed"] / (data["killed"] + data["survived"]) and data["score"] < 0.95
+    assert all(x["operator"] == "remove-send" and x["location"].startswith("protocols/keysync/keysync.fsm:")
+               for x in data["mutants"])
+    beacon = next(x["index"] for x in data["mutants"] if "InitState on Init: remove `send Beacon;`" in x["description"])
+    assert main([*args, "--mutants", str(beacon), "--min-score", "0.5"]) == 1  # 0 of 1 killed
+    out = capsys.readouterr().out
+    assert "protocols/keysync/keysync.fsm:31:22: survived: remove-send: KeySync InitState on Init: remove " \
+           "`send Beacon;`" in out and "1 mutants: 0 killed, 1 survived" in out
+    killed = next(x["index"] for x in data["mutants"] if x["status"] == "killed")
+    assert main([*args, "--mutants", str(killed), "--min-score", "0.5"]) == 0
+    assert set(Path(tempfile.gettempdir()).glob("fsmc-mutant-*")) == before  # nothing left behind
+    assert main(["mutate", str(FORM_GROUP), "--operators", "nosuch"]) == 2
