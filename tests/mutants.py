@@ -115,14 +115,14 @@ MUTANTS = [
                 send CommitAcceptOfferer;
                 go Grouped;
             }""",
-        "no_stall",
+        "no_stall_after_acceptance",
     ),
     Mutant(
         "the Offerer forgets to send its own keys",
         """                    do prepareOwnKeysFromBackup;
                     send OwnKeysOfferer;""",
         """                    do prepareOwnKeysFromBackup;""",
-        "no_stall",
+        "no_stall_after_acceptance",
     ),
     Mutant(
         "the Offerer moves on without confirming with CommitAcceptOfferer",
@@ -133,7 +133,7 @@ MUTANTS = [
         """            on CommitAcceptRequester {
                 if sameNegotiation {
                     go FormingGroupOfferer;""",
-        "no_stall",
+        "no_stall_after_acceptance",
     ),
     Mutant(
         "removed sameChallenge guard: a Sole device opens a handshake for any NegotiationRequest",

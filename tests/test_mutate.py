@@ -59,7 +59,8 @@ def test_verdicts(run: mutate.Run) -> None:
     assert run.baselines[str(FORM_GROUP)].violations == frozenset()
     killed = mutate.judge(run, find(run, "remove-send", "FormingGroupOfferer on OwnKeysRequester: remove `send "
                                                         "OwnKeysOfferer;`").index)
-    assert (killed.status, killed.invariant, killed.scenario) == ("killed", "no_stall", "form_group.toml")
+    assert (killed.status, killed.invariant, killed.scenario) == ("killed", "no_stall_after_acceptance",
+                                                                  "form_group.toml")
     assert killed.counterexample is not None and killed.counterexample > 0
     crash = mutate.judge(run, find(run, "swap", "on CommitAcceptOfferer: swap `do prepareOwnKeys`").index)
     assert (crash.status, crash.invariant) == ("killed", "runtime error: UnsetFieldError")

@@ -71,19 +71,93 @@ def no_deadlock(world: World) -> str | None:
     return f"quiet, but parties are stuck in {stuck}" if stuck else None
 
 
-def no_stall(world: World) -> str | None:
-    """(3, continued) When a run without faults or timeouts has ended (no message in flight, no
-    choice left) and no handshake dialog is open, no party waits in a handshake state: it
-    would wait for a message that cannot come, until its timeout. A party may wait while
-    some dialog is open, because that user may still answer. After a fault or a timeout,
-    waiting for a timeout is how the draft recovers (the quiet checks, with timeouts in
-    the budget, verify that it does)."""
+def _stalled(world: World) -> dict[str, str] | None:
+    """The parties waiting in a handshake state for a message that cannot come, in a run
+    without faults or timeouts that has ended (no message in flight, no choice left) with
+    no dialog open; None if there are none. A party may wait while some dialog is open,
+    because that user may still answer. After a fault or a timeout, waiting for a timeout
+    is how the draft recovers (the quiet checks, with timeouts in the budget, verify that
+    it does)."""
     if world.faults or world.timeouts_fired or world.sim.network.in_flight():
         return None
-    dialogs = [n for n, p in world.parties.items() if _dialog_open(p)]
+    if any(_dialog_open(p) for p in world.parties.values()):
+        return None
     stuck = {n: world.state_of(n) for n in world.parties if world.state_of(n) not in STABLE}
-    if stuck and not dialogs:
-        return f"nothing in flight and no dialog open, but {stuck} can only wait for a timeout"
+    return stuck or None
+
+
+def no_stall_after_acceptance(world: World) -> str | None:
+    """(3) A run in which every user who answered accepted, without faults or timeouts,
+    never ends with a party waiting in a handshake state: the worst stall, where the users
+    did everything asked of them."""
+    stuck = _stalled(world)
+    if stuck is None or world.disturbed:
+        return None
+    return f"every user accepted, nothing in flight and no dialog open, but {stuck} can only wait for a timeout"
+
+
+def no_stall(world: World) -> str | None:
+    """(3, continued) The same after a user's Cancel or Reject: the other devices must be
+    told and go back to where they were, not wait for a timeout (the draft's finding 5 is
+    one such stall, reported apart from stalls after acceptance)."""
+    stuck = _stalled(world)
+    if stuck is None or not world.disturbed:
+        return None
+    return f"after a Cancel or Reject, nothing in flight and no dialog open, but {stuck} can only wait for a timeout"
+
+
+def _groups(world: World) -> list[list[str]]:
+    """The Grouped parties, by group: two are in one group when they mark a key in common
+    as the group's (keyring.group)."""
+    grouped = [n for n in world.parties if world.state_of(n) == "Grouped"]
+    groups: list[list[str]] = []
+    for name in grouped:
+        keys = device(world, name).keyring.group
+        for g in groups:
+            if any(keys & device(world, other).keyring.group for other in g):
+                g.append(name)
+                break
+        else:
+            groups.append([name])
+    return groups
+
+
+def grouped_parties_use_the_same_keys(world: World) -> str | None:
+    """(8) In a quiet state, the devices of one group agree on the keys in use: for every
+    own identity the same default key (the key they encrypt and sign with). Holding the
+    same keys (1) is not using them. (Which keys a device marks as the group's is not
+    compared: a joining device marks its own key of before the join too, and no longer
+    uses it.)"""
+    if not world.quiet:
+        return None
+    for group in _groups(world):
+        views = {n: dict(device(world, n).keyring.default) for n in group}
+        first, *rest = group
+        for other in rest:
+            mine, theirs = views[first], views[other]
+            differ = sorted(a for a in mine.keys() | theirs.keys() if mine.get(a) != theirs.get(a))
+            if differ:
+                return f"{first} and {other} are grouped but use different default keys for {', '.join(differ)}"
+    return None
+
+
+def group_keys_stay_in_the_group(world: World) -> str | None:
+    """(9) In a quiet state, no private key a group uses (a member's default key) is held
+    by a device outside that group: after a Reject, Cancel, timeout or leave, what a device
+    outside the group may keep are keys the group no longer uses."""
+    if not world.quiet:
+        return None
+    groups = _groups(world)
+    for group in groups:
+        in_use = {fpr for n in group for fpr in device(world, n).keyring.default.values()}
+        for outsider in world.parties:
+            if outsider in group:
+                continue
+            held = in_use & set(device(world, outsider).keyring.private)
+            own = set(getattr(device(world, outsider), "original", ()))
+            if held - own:
+                return (f"{outsider} ({world.state_of(outsider)}) holds the private key in use "
+                        f"{sorted(held - own)[0][:8]} of the group {', '.join(group)}")
     return None
 
 
@@ -144,7 +218,7 @@ def accepted_negotiations_group(world: World) -> str | None:
 INVARIANTS = Invariants(
     safety=(no_keys_before_both_accepted,),
     quiescent=(grouped_parties_share_keys, no_deadlock, agreement_on_the_outcome, accepted_negotiations_group,
-               trust_withdrawn),
-    terminal=(no_stall,),
+               trust_withdrawn, grouped_parties_use_the_same_keys, group_keys_stay_in_the_group),
+    terminal=(no_stall_after_acceptance, no_stall),
     observed=observed,
 )
