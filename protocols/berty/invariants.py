@@ -166,6 +166,34 @@ def agreement(world: World) -> str | None:
     return None
 
 
+def consented_requests_complete(world: World) -> str | None:
+    """Progress: in a run that ends without faults or timeouts, in which every user who
+    answered consented, a contact request its user sent to an honest Responder completes:
+    the Requester has sent it (step 5) and the Responder's user has it (to answer, or
+    answered with an accept). The security invariants above hold as well for a handshake
+    that never happens; this one does not. With an attacker on the channel nothing is
+    promised but the security invariants."""
+    if world.faults or world.timeouts_fired or world.disturbed or world.sim.network.in_flight():
+        return None
+    if any(d.attacker for d in _contacts(world).values()):
+        return None
+    honest = _honest(world)
+    owner = _owner(world)
+    for name, d in honest.items():
+        if d.contact is None or not world.accepted.get(name):
+            continue
+        peer = owner.get(d.contact.account)
+        if peer not in honest or not honest[peer].responds or d.account.public in honest[peer].blocked:
+            continue  # a Responder that blocked the Requester answers nothing after step 3, by design
+        if not any(account == d.contact.account for account, _ in d.sent):
+            return (f"{name}'s user requested {peer}'s contact, but {name} never sent the request "
+                    f"({world.state_of(name)})")
+        theirs = honest[peer].requests + honest[peer].contacts
+        if not any(account == d.account.public for account, _ in theirs):
+            return f"{name} sent its request, but {peer}'s user never got it ({world.state_of(peer)})"
+    return None
+
+
 def blocked_stay_out(world: World) -> str | None:
     for name, d in _honest(world).items():
         again = [a for a, _ in d.requests + d.contacts if a in d.blocked]
@@ -350,5 +378,6 @@ def delivered_are_opened(world: World) -> str | None:
 INVARIANTS = Invariants(safety=(authentication, secrecy, blocked_stay_out, secrets_only_after_challenge,
                                 challenges_are_the_users, held_only_if_handed, attackers_stay_out,
                                 opened_as_sent, forward_secrecy, outsiders_stay_out),
-                        quiescent=(agreement, delivered_are_opened), terminal=(linking_ends,),
+                        quiescent=(agreement, delivered_are_opened),
+                        terminal=(linking_ends, consented_requests_complete),
                         observed=observed, replays_change_nothing=True, replayable=("RequesterHello",))

@@ -20,6 +20,8 @@ docs/exploration.md). Parties marked `attacker` are not honest: these judge the 
   that leaks later does not give the past away. Each message key is used up when its
   message is decrypted, and a DH step replaces the chain (the stronger claim BR makes,
   after both sides sent after receiving, follows: those messages are among these).
+- `consented_exchanges_complete` (terminal): progress; on a run without faults, timeouts,
+  attackers or a user's refusal, an accepted invite's KX completes on both sides.
 - `agreement` (quiescent): when nothing is in flight and no timer is pending, on a run
   without faults or timeouts, two honest parties either both hold a ratchet with the
   other, and the two match (device.seeds_match: one's send keys are the other's receive
@@ -138,5 +140,30 @@ def agreement(world: World) -> str | None:
     return None
 
 
+def consented_exchanges_complete(world: World) -> str | None:
+    """Progress: a run that ends without faults or timeouts, in which every user who
+    answered consented and no attacker is on the channel, ends with each accepted invite's
+    KX complete (the acceptor and the inviter hold matching ratchets with each other). The
+    safety invariants hold as well for a KX that never completes; this one does not.
+    (Chats are not promised here: one sent over the old ratchet while the peer resets it
+    is not received, in chat_ratchet_reset explored; what BR does then is not settled.)"""
+    if world.faults or world.timeouts_fired or world.disturbed or world.sim.network.in_flight():
+        return None
+    honest = _honest(world)
+    if len(honest) < len(world.parties):
+        return None
+    for d in honest.values():
+        if d.invite is None or not world.accepted.get(d.name):
+            continue
+        inviter = honest.get(d.invite.public.identity)
+        if inviter is None:
+            continue
+        mine, theirs = d.peer(inviter.id), inviter.peer(d.id)
+        if mine is None or theirs is None:
+            return (f"{d.name}'s user accepted {inviter.name}'s invite, but the KX did not complete "
+                    f"({d.name} {world.state_of(d.name)}, {inviter.name} {world.state_of(inviter.name)})")
+    return None
+
+
 INVARIANTS = Invariants(safety=(authentication, secrecy, delivery, forward_secrecy), quiescent=(agreement,),
-                        observed=observed, replays_change_nothing=True)
+                        terminal=(consented_exchanges_complete,), observed=observed, replays_change_nothing=True)
