@@ -12,7 +12,7 @@ PROTOCOLS := $(sort $(wildcard protocols/*/*.fsm))
 TREES   := $(sort $(dir $(wildcard protocols/*/codegen/*.fsm)))
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup graphviz redis demo test generate diagrams bench check clean
+.PHONY: setup graphviz redis demo test generate diagrams bench mutate check clean
 
 setup: $(STAMP) graphviz redis
 
@@ -61,6 +61,11 @@ bench: setup
 	$(PY) bench/bench_handshakes.py
 	$(PY) bench/bench_ratchets.py
 	$(PY) bench/bench_transports.py
+	$(PY) bench/bench_mutate.py
+
+# The mutation scores of every protocol's FSM (fsmc mutate over its main scenarios).
+mutate: setup
+	$(PY) bench/bench_mutate.py
 
 # generated/ first, from the DSL files as they are: mypy checks each protocol's device
 # against the `...Bindings` interface its fsm generates, so an action renamed in a DSL
