@@ -124,10 +124,10 @@ def _groups(world: World) -> list[list[str]]:
 
 def grouped_parties_use_the_same_keys(world: World) -> str | None:
     """(8) In a quiet state, the devices of one group agree on the keys in use: for every
-    own identity the same default key (the key they encrypt and sign with). Holding the
-    same keys (1) is not using them. (Which keys a device marks as the group's is not
-    compared: a joining device marks its own key of before the join too, and no longer
-    uses it.)"""
+    own identity the same default key (the key they encrypt and sign with), which each of
+    them marks as a key of the group (what it admits group messages by). Holding the same
+    keys (1) is not using them. (The group marks are not compared whole: a joining device
+    also marks its key of before the join, which it no longer uses.)"""
     if not world.quiet:
         return None
     for group in _groups(world):
@@ -138,6 +138,10 @@ def grouped_parties_use_the_same_keys(world: World) -> str | None:
             differ = sorted(a for a in mine.keys() | theirs.keys() if mine.get(a) != theirs.get(a))
             if differ:
                 return f"{first} and {other} are grouped but use different default keys for {', '.join(differ)}"
+        for name in group:
+            unmarked = set(views[name].values()) - device(world, name).keyring.group
+            if unmarked:
+                return f"{name} is grouped but does not mark its key in use {sorted(unmarked)[0][:8]} as the group's"
     return None
 
 
