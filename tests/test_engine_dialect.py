@@ -283,3 +283,21 @@ def test_lists_of_records_round_trip_as_asn1tools_writes_them(entries: list[tupl
                                     [distribution.Commands], fast=False)
     assert slow.encode(commands) == data
     assert distribution.CODEC.decode(data) == commands == slow.decode(data)
+
+
+def test_a_scenario_based_on_another_takes_its_table_and_replaces_keys(tmp_path: Path) -> None:
+    from runtime.errors import ScenarioError
+    from runtime.harness.simulation import load_scenario as load_plain
+
+    engine = load_scenario(ROOT / "protocols" / "keysync_engine" / "scenarios" / "handshake_timeout.toml")
+    draft = load_scenario(ROOT / "protocols" / "keysync" / "scenarios" / "handshake_timeout.toml")
+    assert engine.protocol.name == "keysync_engine" and draft.protocol.name == "keysync"
+    assert engine.parties == draft.parties and engine.expect == draft.expect  # taken from the draft's file
+    assert [s.get("advance") for s in engine.steps] == [None, None, 119, 2]  # replaced
+    loop = tmp_path / "loop.toml"
+    loop.write_text('based_on = "loop.toml"\nprotocol = "keysync"\n')
+    with pytest.raises(ScenarioError, match="based_on: loop.toml is based on this file"):
+        load_plain(loop)
+    (tmp_path / "bad.toml").write_text("based_on = 3\n")
+    with pytest.raises(ScenarioError, match="based_on: expected the path of a scenario file"):
+        load_plain(tmp_path / "bad.toml")
