@@ -4,13 +4,16 @@
   group key, members and chain hash, and each verified every member's session signature.
 - `operations_end` (terminal): when a run without faults or timeouts ends, no member is
   left in the middle of an operation.
+- `operations_succeed` (terminal): and no operation failed: no member logged a failure
+  (but an operation the concurrency resolver discarded for another, 3.3),
+  the members InSession hold their sessions (one sid), none with an operation open.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from protocols.mpenc.member import GreetingMember
+from protocols.mpenc.member import SUPERSEDED, GreetingMember
 from runtime.manifest import Invariants
 
 if TYPE_CHECKING:
@@ -55,4 +58,27 @@ def operations_end(world: World) -> str | None:
     return f"nothing in flight, but {busy} wait in an operation" if busy else None
 
 
-INVARIANTS = Invariants(quiescent=(members_agree,), terminal=(operations_end,), observed=observed)
+def operations_succeed(world: World) -> str | None:
+    """Progress: a run without faults or timeouts ends with every operation done, not
+    only ended (`operations_end` holds as well for an operation every member aborted): no
+    member logged a failure, and the members InSession hold their sessions, one sid
+    among them, with no operation left open."""
+    if world.faults or world.timeouts_fired or world.sim.network.in_flight():
+        return None
+    for name in world.parties:
+        failed = [why for why in member(world, name).log if not why.endswith(SUPERSEDED)]
+        if failed:
+            return f"{name}: {failed[-1]}, on a run without faults or timeouts"
+    in_session = [n for n in world.parties if world.state_of(n) == "InSession"]
+    sids = set()
+    for name in in_session:
+        m = member(world, name)
+        if m.session is None or m.operation is not None:
+            return f"{name} is InSession {'without a session' if m.session is None else 'with an operation open'}"
+        sids.add(m.session.sid)
+    if len(sids) > 1:
+        return f"the members InSession ({', '.join(in_session)}) are in {len(sids)} sessions"
+    return None
+
+
+INVARIANTS = Invariants(quiescent=(members_agree,), terminal=(operations_end, operations_succeed), observed=observed)

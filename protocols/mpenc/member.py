@@ -110,6 +110,10 @@ def _packet(message: Any) -> str:
     return f"{message.source}'s {f'{operation} ' if operation else ''}{type(message).__name__.lower()}"
 
 
+# How the log ends an operation the concurrency resolver discarded for another (3.3): a
+# designed outcome, not a failure of the protocol (the invariants tell the two apart).
+SUPERSEDED = " came first"
+
 @dataclass(frozen=True, slots=True)
 class MemberState:
     """A member's state as a value: its session, the operation under way, the resolver's
@@ -290,7 +294,7 @@ class GreetingMember(DeviceBase[MemberState]):
                 else:
                     # Another member's operation won the parent first: ours is void for
                     # every member alike, as our initial packet comes after it.
-                    self._abort(f"{message.source}'s {message.operation} came first")
+                    self._abort(f"{message.source}'s {message.operation}{SUPERSEDED}")
                     self.taken = packet.reference
         elif joining and prev is not None:
             self.taken = prev  # a later upflow of an operation we were not there to see start
