@@ -12,6 +12,11 @@ users gave.
 - `every_participant_decides` (terminal): when a run without faults or timeouts ends
   and no user's dialog is open, the coordinator and every participant of every proposed
   transaction have decided it.
+- `parties_come_up` (quiescent): no party is still in InitState.
+- `states_agree_with_records` (quiescent): a party's state is its role's, and Committed,
+  Aborted and Prepared are what its record says of its transaction.
+- `every_yes_commits` (terminal): and a transaction every invited user answered Yes to
+  (with no other answer to it) is committed by all of them.
 """
 
 from __future__ import annotations
@@ -104,9 +109,60 @@ def every_participant_decides(world: World) -> str | None:
     return f"the run ended, but {'; '.join(problems)}" if problems else None
 
 
+def states_agree_with_records(world: World) -> str | None:
+    """In a quiet state a party's state says what its record says: Committed and Aborted
+    are a participant's decision of its transaction, Prepared its Yes not yet decided; the
+    coordinator's states (Idle, Collecting) are a coordinator's, the participant's (Ready,
+    Voting, Prepared, Committed, Aborted) a participant's. A machine that goes to the wrong
+    state breaks the record's promises without breaking a log invariant."""
+    if not world.quiet:
+        return None
+    for name in world.parties:
+        state, d = world.state_of(name), party(world, name)
+        if state in ("Idle", "Collecting") and not d.coordinating():
+            return f"{name} is in the coordinator's {state} but coordinates nothing"
+        if state in ("Ready", "Voting", "Prepared", "Committed", "Aborted") and d.coordinating():
+            return f"{name} coordinates, but is in the participant's {state}"
+        if state in ("Committed", "Aborted"):
+            expected = COMMIT if state == "Committed" else ABORT
+            if d.outcome(d.tid) != expected:
+                return f"{name} is {state}, but its record has {d.outcome(d.tid)} for its transaction"
+        if state == "Prepared" and not d.prepared():
+            return f"{name} is Prepared without a Yes waiting for the decision"
+    return None
+
+
+def parties_come_up(world: World) -> str | None:
+    """In a quiet state no party is still in InitState: each comes up to where its role
+    starts (the coordinator Idle, a participant Ready), or nothing it never does can fail."""
+    stuck = [n for n in world.parties if world.state_of(n) == "InitState"]
+    return f"quiet, but {', '.join(stuck)} never left InitState" if stuck else None
+
+
+def every_yes_commits(world: World) -> str | None:
+    """Progress, the converse of `commit_needs_every_yes`: when a run without faults or
+    timeouts ends with no dialog open, a transaction whose every invited participant's user
+    answered Yes, and nobody's anything else, is committed by the coordinator and every
+    participant. (Deciding, `every_participant_decides`, holds as well for an abort.)"""
+    if world.faults or world.timeouts_fired or any(_dialog_open(p) for p in world.parties.values()):
+        return None
+    answers = {(name, tid): answer for name in world.parties for tid, answer in party(world, name).answers}
+    for name in world.parties:
+        for tid, participants in party(world, name).proposals:
+            if any(t == tid and a != "Yes" for (_, t), a in answers.items()):
+                continue
+            if not all(answers.get((p, tid)) == "Yes" for p in participants):
+                continue
+            wrong = [n for n in (name, *participants) if party(world, n).outcome(tid) != COMMIT]
+            if wrong:
+                return (f"every user answered Yes to {_short(tid)}, but {', '.join(wrong)} did not commit it "
+                        f"({', '.join(world.state_of(n) for n in wrong)})")
+    return None
+
+
 INVARIANTS = Invariants(
     safety=(atomicity, commit_needs_every_yes),
-    quiescent=(quiet_means_decided,),
-    terminal=(every_participant_decides,),
+    quiescent=(quiet_means_decided, parties_come_up, states_agree_with_records),
+    terminal=(every_participant_decides, every_yes_commits),
     observed=observed,
 )
