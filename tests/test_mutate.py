@@ -75,8 +75,10 @@ def test_verdicts(run: mutate.Run) -> None:
         run.mutants.pop()
 
 
-def test_the_command(capsys: pytest.CaptureFixture[str]) -> None:
-    before = set(Path(tempfile.gettempdir()).glob("fsmc-mutant-*"))
+def test_the_command(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The mutants' temporary directories go to a directory of this test's own (forked
+    # workers inherit it), so that other runs beside this one do not count.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     args = ["mutate", str(FORM_GROUP), "--operators", "remove-send", "--max-states", "5000", "--workers", "2"]
     assert main([*args, "--json", "--min-score", "95%"]) == 1
     data = json.loads(capsys.readouterr().out)
@@ -91,5 +93,17 @@ def test_the_command(capsys: pytest.CaptureFixture[str]) -> None:
            "`send Beacon;`" in out and "1 mutants: 0 killed, 1 survived" in out
     killed = next(x["index"] for x in data["mutants"] if x["status"] == "killed")
     assert main([*args, "--mutants", str(killed), "--min-score", "0.5"]) == 0
-    assert set(Path(tempfile.gettempdir()).glob("fsmc-mutant-*")) == before  # nothing left behind
+    assert not list(tmp_path.glob("fsmc-mutant-*"))  # nothing left behind
+    # In one process, to see it: the mutant is compiled there, and the directory removed.
+    made: list[Path] = []
+
+    class Recorded(tempfile.TemporaryDirectory):  # type: ignore[type-arg]
+        def __enter__(self) -> str:
+            made.append(Path(self.name))
+            assert (Path(self.name).parent) == tmp_path
+            return super().__enter__()
+
+    monkeypatch.setattr(mutate.tempfile, "TemporaryDirectory", Recorded)
+    assert main([*args[:-1], "1", "--mutants", str(killed)]) == 0
+    assert len(made) == 1 and not made[0].exists()
     assert main(["mutate", str(FORM_GROUP), "--operators", "nosuch"]) == 2
