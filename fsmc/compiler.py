@@ -131,23 +131,13 @@ def _engine_types(protocol: m.Protocol, options: Options, d: Diagnostics) -> Typ
                      + (f", and it lacks {', '.join(missing)}" if missing else f", and it is {module.name}"))
             return None
         return module
-    needs = [f for fsm in protocol.fsms for msg in fsm.messages for f in _all_fields(msg.fields)
-             if f.kind in (m.FieldKind.FIELD, m.FieldKind.AUTO) and f.type not in m.BUILTIN_TYPES]
-    if needs:
+    if any(fsm.field_types() - set(m.BUILTIN_TYPES) for fsm in protocol.fsms):
         places = ", ".join(str(p.resolve()) for p in looked)
         d.report(protocol.position, "asn1-module",
                  f"protocol {protocol.name} names no ASN.1 type module (asn1=...) and the pEp engine's was not "
                  f"found: looked for {places}" + ("" if options.types is not None else
                                                   "; give one with --types FILE"))
     return None
-
-
-def _all_fields(fields: tuple[m.Field, ...]) -> list[m.Field]:
-    out = []
-    for f in fields:
-        out.append(f)
-        out += _all_fields(f.fields)
-    return out
 
 
 def _find_embedded(compilation: Compilation, options: Options, loading: frozenset[Path]) -> None:

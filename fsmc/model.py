@@ -46,6 +46,7 @@ __all__ = [
     "Send",
     "State",
     "Statement",
+    "field_types",
     "records",
     "walk",
 ]
@@ -232,6 +233,19 @@ class Field:
         return self.type
 
 
+def field_types(fields: tuple[Field, ...]) -> set[str]:
+    """The type names that `fields` and the members of their lists are declared with:
+    built-ins and types of the type module (a list's own type and an embed's fsm are
+    declared by the DSL, not taken from the module)."""
+    used: set[str] = set()
+    for f in fields:
+        if f.kind is FieldKind.LIST:
+            used |= field_types(f.fields)
+        elif f.kind is not FieldKind.EMBED:
+            used.add(f.type)
+    return used
+
+
 def records(fields: tuple[Field, ...]) -> Iterator[Field]:
     """The list fields among `fields` and inside them, each before the lists it holds
     (document order, as the engine's generator writes their records)."""
@@ -312,6 +326,10 @@ class Fsm:
         """An fsm without states (the engine's Distribution and Storage): a container of
         messages, with no machine."""
         return not self.states
+
+    def field_types(self) -> set[str]:
+        """The types its messages' fields use (field_types)."""
+        return set().union(*(field_types(msg.fields) for msg in self.messages))
 
     def embeds(self) -> Iterator[Field]:
         for msg in self.messages:

@@ -55,19 +55,8 @@ def asn1_name(field: str) -> str:
     return field.replace("_", "-")
 
 
-def _plain_fields(fields: tuple[m.Field, ...]) -> set[str]:
-    """The types of the type module that `fields` (and their lists) use."""
-    used = set()
-    for f in fields:
-        if f.kind is m.FieldKind.LIST:
-            used |= _plain_fields(f.fields)
-        elif f.kind is not m.FieldKind.EMBED and f.type not in _BUILTIN:
-            used.add(f.type)
-    return used
-
-
 def _fsm_module(fsm: m.Fsm, type_module: str | None) -> list[str]:
-    used = sorted(set().union(*(_plain_fields(msg.fields) for msg in fsm.messages)))
+    used = sorted(fsm.field_types() - set(_BUILTIN))
     out = [f"{module_name(fsm.name)} DEFINITIONS AUTOMATIC TAGS EXTENSIBILITY IMPLIED ::=", "", "BEGIN", ""]
     if used and type_module is not None:
         out += [f"IMPORTS {', '.join(used)} FROM {type_module};", ""]

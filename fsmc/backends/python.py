@@ -234,17 +234,6 @@ class _Fields:
         return list(out.values())
 
 
-def _module_types(fields: tuple[m.Field, ...]) -> set[str]:
-    """The type module's types that `fields` use, inside lists too."""
-    used = set()
-    for f in fields:
-        if f.kind is m.FieldKind.LIST:
-            used |= _module_types(f.fields)
-        elif f.kind is not m.FieldKind.EMBED:
-            used.add(f.type)
-    return used
-
-
 def _fsm_context(fsm: m.Fsm, types: _Types, source: str, fields: _Fields) -> dict[str, Any]:
     states = [{"name": s.name, "value": i, "timeout": fsm.timeout(s), "line": s.position.line,
                "constant": state_constant(fsm.name, s.name)}
@@ -287,7 +276,7 @@ def _fsm_context(fsm: m.Fsm, types: _Types, source: str, fields: _Fields) -> dic
             "bindings": _uses_bindings(h.body),
             "body": body,
         })
-    used = sorted(set().union(*(_module_types(msg.fields) for msg in fsm.messages)))
+    used = sorted(fsm.field_types())
     return {
         "name": fsm.name,
         "stateless": fsm.stateless,
@@ -352,7 +341,7 @@ def render_text(compilation: Compilation, protocol: m.Protocol) -> str:
 def _defined_records(compilation: Compilation, protocol: m.Protocol) -> set[str]:
     """The classes a protocol's module defines for records of its type module."""
     types = _Types(compilation.type_module(protocol))
-    used = sorted(set().union(*(_module_types(msg.fields) for fsm in protocol.fsms for msg in fsm.messages)))
+    used = sorted(set().union(*(fsm.field_types() for fsm in protocol.fsms)))
     return {r["name"] for r in types.records(used)}
 
 
