@@ -70,12 +70,22 @@ class Compilation:
 
     def embedded_protocol(self, name: str) -> tuple[Compilation, m.Protocol] | None:
         """The compilation and protocol an `embed` of `name` refers to."""
-        if any(p.name == name for p in self.document.protocols):
-            return self, next(p for p in self.document.protocols if p.name == name)
-        c = self.embedded.get(name)
-        if c is None:
-            return None
-        return c, next(p for p in c.document.protocols if p.name == name)
+        for c in (self, self.embedded.get(name)):
+            if c is not None:
+                found = next((p for p in c.document.protocols if p.name == name), None)
+                if found is not None:
+                    return c, found
+        return None
+
+    def embedded_from_other_files(self, protocol: m.Protocol) -> list[tuple[Compilation, m.Protocol]]:
+        """The protocols `protocol` embeds that other files declare, each once (what they
+        embed in turn is theirs to find: the backends recurse)."""
+        out: list[tuple[Compilation, m.Protocol]] = []
+        for name in dict.fromkeys(f.protocol for fsm in protocol.fsms for f in fsm.embeds() if f.protocol):
+            found = self.embedded_protocol(name)
+            if found is not None and found[0] is not self:
+                out.append(found)
+        return out
 
 
 def load(path: Path, diagnostics: Diagnostics | None = None, options: Options = Options(),

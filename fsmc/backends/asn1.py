@@ -189,27 +189,9 @@ def engine_render(compilation: Compilation, protocol: m.Protocol) -> dict[str, s
     types = compilation.type_module(protocol)
     if types is not None:
         files[types.path.name] = types.text
-    for name in _embedded_names(compilation, protocol):
-        found = compilation.embedded_protocol(name)
-        if found is not None and found[0] is not compilation:
-            files.update(render(*found))
+    for embedded in compilation.embedded_from_other_files(protocol):
+        files.update(render(*embedded))  # with what it embeds in turn
     return files
-
-
-def _embedded_names(compilation: Compilation, protocol: m.Protocol) -> list[str]:
-    """The protocols `protocol` embeds, and those they embed, each once."""
-    out: list[str] = []
-    todo = [protocol]
-    while todo:
-        p = todo.pop()
-        for fsm in p.fsms:
-            for f in fsm.embeds():
-                if f.protocol and f.protocol not in out and f.protocol != protocol.name:
-                    out.append(f.protocol)
-                    found = compilation.embedded_protocol(f.protocol)
-                    if found is not None:
-                        todo.append(found[1])
-    return out
 
 
 def codec_files(compilation: Compilation, protocol: m.Protocol) -> list[str]:

@@ -353,16 +353,11 @@ def _shared_records(compilation: Compilation, protocol: m.Protocol, fields: _Fie
     if mine is None:
         return set()
     shared: set[str] = set()
-    for module in sorted(fields.imports):
-        found = next(((c, p) for c, p in (compilation.embedded_protocol(n) or (None, None)
-                                         for n in compilation.embedded)
-                      if c is not None and p is not None and module_name(c, p) == module), None)
-        if found is None:
-            continue
-        theirs = found[0].type_module(found[1])
+    for c, p in sorted(compilation.embedded_from_other_files(protocol), key=lambda e: module_name(*e)):
+        theirs = c.type_module(p)
         if theirs is not None and theirs.path.resolve() == mine.path.resolve():
-            names = (_defined_records(*found) & needed) - shared
-            fields.imports[module].update(names)
+            names = (_defined_records(c, p) & needed) - shared
+            fields.imports[module_name(c, p)].update(names)
             shared |= names
     return shared
 
@@ -371,9 +366,6 @@ def render(compilation: Compilation, protocol: m.Protocol) -> dict[str, str]:
     """The protocol's module, and the modules of the protocols it embeds from other files
     (it imports their message classes)."""
     out = {f"{module_name(compilation, protocol)}.py": render_text(compilation, protocol)}
-    for fsm in protocol.fsms:
-        for f in fsm.embeds():
-            found = compilation.embedded_protocol(f.protocol or "")
-            if found is not None and found[0] is not compilation:
-                out.update(render(*found))
+    for embedded in compilation.embedded_from_other_files(protocol):
+        out.update(render(*embedded))
     return out
