@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from fsmc import model as m
 from fsmc.asn1types import Kind, TypeModule
@@ -94,12 +93,10 @@ def _duplicates(items: Iterable[tuple[str | int, Position]], code: str, what: st
 
 
 def check(document: m.Document, types: dict[str, TypeModule | None], d: Diagnostics,
-          embedded: Mapping[str, Any] | None = None) -> None:
+          embedded: Mapping[str, m.Protocol] | None = None) -> None:
     """Check every protocol of a document; `types` maps protocol name to its type module,
-    `embedded` the protocols its embeds name that other files declare (compilations)."""
-    protocols = {p.name: p for p in document.protocols}
-    for name, c in (embedded or {}).items():
-        protocols.setdefault(name, next(p for p in c.document.protocols if p.name == name))
+    `embedded` the protocols its embeds name that other files declare."""
+    protocols = {**(embedded or {}), **{p.name: p for p in document.protocols}}
     for protocol in document.protocols:
         _check_attributes("protocol", protocol.name, protocol.attributes, d)
         _duplicates(((f.name, f.position) for f in protocol.fsms), "duplicate-fsm", "fsm", d)
@@ -308,11 +305,8 @@ def _check_fsm(fsm: m.Fsm, types: TypeModule | None, d: Diagnostics) -> None:
             elif isinstance(st, m.Send) and st.message not in messages:
                 d.report(st.position, "undefined-message", f"send of undefined message {st.message}"
                          + _hint(st.message, messages))
-
-    for _, h in fsm.handlers():
-        for st in h.statements():
-            ignored = fsm.message(st.message) if isinstance(st, m.Send) else None
-            if ignored is not None and ignored.security is m.Security.IGNORE:
+            elif isinstance(st, m.Send) and (ignored := fsm.message(st.message)) is not None \
+                    and ignored.security is m.Security.IGNORE:
                 d.report(st.position, "ignored-send",
                          f"send of {ignored.name}, which is security=ignore (line {ignored.position.line}): the "
                          "machines neither send nor take it")

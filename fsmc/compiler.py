@@ -77,6 +77,11 @@ class Compilation:
                     return c, found
         return None
 
+    @property
+    def embedded_protocols(self) -> dict[str, m.Protocol]:
+        """The protocols other files declare that embeds name, by name (for the checker)."""
+        return {name: p for name, c in self.embedded.items() for p in c.document.protocols if p.name == name}
+
     def embedded_from_other_files(self, protocol: m.Protocol) -> list[tuple[Compilation, m.Protocol]]:
         """The protocols `protocol` embeds that other files declare, each once (what they
         embed in turn is theirs to find: the backends recurse)."""
@@ -115,7 +120,7 @@ def load(path: Path, diagnostics: Diagnostics | None = None, options: Options = 
     syntax_ok = not any(diag.code == "syntax" for diag in d.items)
     if syntax_ok:
         _find_embedded(compilation, options, _loading | {path.resolve()})
-        check(document, types, d, compilation.embedded)
+        check(document, types, d, compilation.embedded_protocols)
     return compilation
 
 

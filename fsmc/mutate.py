@@ -226,7 +226,7 @@ def _compile(compilation: Compilation, document: m.Document, module: str, where:
     from fsmc.build import import_entry
 
     d = Diagnostics()
-    check(document, compilation.types, d, compilation.embedded)
+    check(document, compilation.types, d, compilation.embedded_protocols)
     if d.errors:
         raise ValueError(d.errors[0].message)
     mutated = dataclasses.replace(compilation, document=document, diagnostics=d)
