@@ -128,11 +128,8 @@ def _engine_types(protocol: m.Protocol, options: Options, d: Diagnostics) -> Typ
     """The engine's PEP type module for a protocol that names none, or None after saying
     where fsmc looked (only when a field needs a type of it: a protocol of bool and int
     fields needs no module)."""
-    source = Path(protocol.position.path)
-    looked = [options.types] if options.types is not None else [source.parent / ENGINE_TYPE_MODULE]
-    for place in looked:
-        if not place.is_file():
-            continue
+    place = options.types or Path(protocol.position.path).parent / ENGINE_TYPE_MODULE
+    if place.is_file():
         try:
             module = load_type_module(place)
         except ValueError as e:
@@ -147,11 +144,10 @@ def _engine_types(protocol: m.Protocol, options: Options, d: Diagnostics) -> Typ
             return None
         return module
     if any(fsm.field_types() - set(m.BUILTIN_TYPES) for fsm in protocol.fsms):
-        places = ", ".join(str(p.resolve()) for p in looked)
         d.report(protocol.position, "asn1-module",
                  f"protocol {protocol.name} names no ASN.1 type module (asn1=...) and the pEp engine's was not "
-                 f"found: looked for {places}" + ("" if options.types is not None else
-                                                  "; give one with --types FILE"))
+                 f"found: looked for {place.resolve()}" + ("" if options.types is not None else
+                                                          "; give one with --types FILE"))
     return None
 
 

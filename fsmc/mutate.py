@@ -348,7 +348,8 @@ def prepare(scenario_paths: Sequence[Path], settings: dict[str, Any], operators:
     fsms = sorted({s.fsm for s in scenarios} | {p["fsm"] for s in scenarios for p in s.parties if "fsm" in p})
     listed = mutants(compilation.document, fsms, manifest.user_events, operators)
     if only:
-        listed = [mu for mu in listed if mu.index in set(only)]
+        chosen = set(only)
+        listed = [mu for mu in listed if mu.index in chosen]
     if sample is not None and sample < len(listed):  # the same sample for the same seed
         listed = sorted(random.Random(seed).sample(listed, sample), key=lambda mu: mu.index)
     return Run(compilation, manifest.module or manifest.name, scenarios, settings, listed)
