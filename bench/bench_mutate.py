@@ -11,7 +11,6 @@ on the way counts as survived, and is marked bounded.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ SCENARIOS = {
 
 
 def main(names: list[str]) -> None:
-    workers = len(os.sched_getaffinity(0))
+    workers = mutate.cores()
     print(f"fsmc mutate, every operator, explorations bounded at {MAX_STATES} states, {workers} workers")
     print(f"{'protocol':<16}{'scenarios':<28}{'mutants':>8}{'killed':>8}{'survived':>9}{'equiv':>7}{'invalid':>8}"
           f"{'score':>8}{'seconds':>9}")
@@ -50,7 +49,7 @@ def main(names: list[str]) -> None:
         t0 = time.perf_counter()
         outcomes = mutate.mutate(run, workers)
         seconds = time.perf_counter() - t0
-        count = {s: sum(o.status == s for o in outcomes) for s in ("killed", "survived", "equivalent", "invalid")}
+        count = mutate.tally(outcomes)
         score = mutate.score(outcomes)
         shown = "n/a" if score is None else f"{100 * score:.1f}%"
         print(f"{name:<16}{','.join(SCENARIOS[name]):<28}{len(outcomes):>8}{count['killed']:>8}"

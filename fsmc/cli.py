@@ -208,8 +208,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_mutate(args: argparse.Namespace) -> int:
-    import os
-
     from fsmc import mutate
     from fsmc.build import BuildError
     from runtime.errors import LocalError
@@ -236,14 +234,14 @@ def _cmd_mutate(args: argparse.Namespace) -> int:
         for mu in run.mutants:
             print(f"{mu.index:4} {mu.location}: {mu.operator}: {mu.description}")
         return 0
-    workers = args.workers or len(os.sched_getaffinity(0))
+    workers = args.workers or mutate.cores()
     t0 = time.perf_counter()
     show = sys.stderr.isatty() and not args.json
     outcomes = mutate.mutate(run, workers, mutate.progress_bar() if show else None)
     seconds = time.perf_counter() - t0
     score = mutate.score(outcomes)
     by = {mu.index: mu for mu in run.mutants}
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("killed", "survived", "equivalent", "invalid")}
+    counts = mutate.tally(outcomes)
     if args.json:
         print(json.dumps({
             "dsl": str(run.compilation.path), "scenarios": [str(s.path) for s in run.scenarios],

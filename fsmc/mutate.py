@@ -50,7 +50,7 @@ from fsmc.check import check
 from fsmc.compiler import Compilation, load
 from fsmc.diagnostics import Diagnostics, Position
 
-__all__ = ["OPERATORS", "Mutant", "Outcome", "Run", "mutants", "mutate"]
+__all__ = ["OPERATORS", "STATUSES", "Mutant", "Outcome", "Run", "cores", "mutants", "mutate", "score", "tally"]
 
 OPERATORS = ("remove-send", "remove-do", "remove-go", "send-early", "retarget-go", "negate-if", "drop-if",
              "drop-else", "swap")
@@ -324,10 +324,24 @@ def mutate(run: Run, workers: int = 1, progress: Callable[[Outcome, int, int], N
     return sorted(outcomes, key=lambda o: o.mutant)
 
 
+STATUSES = ("killed", "survived", "equivalent", "invalid")
+
+
+def tally(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    """How many mutants of each status."""
+    return {s: sum(o.status == s for o in outcomes) for s in STATUSES}
+
+
 def score(outcomes: Sequence[Outcome]) -> float | None:
-    killed = sum(o.status == "killed" for o in outcomes)
-    counted = killed + sum(o.status == "survived" for o in outcomes)
-    return killed / counted if counted else None
+    """killed / (killed + survived); None when no mutant counts."""
+    count = tally(outcomes)
+    counted = count["killed"] + count["survived"]
+    return count["killed"] / counted if counted else None
+
+
+def cores() -> int:
+    """The workers by default: the cores this process may run on."""
+    return len(os.sched_getaffinity(0))
 
 
 def prepare(scenario_paths: Sequence[Path], settings: dict[str, Any], operators: Sequence[str] = OPERATORS,
