@@ -311,7 +311,8 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             "max_depth": report.max_depth, "seconds": round(report.seconds, 3),
             "bounded_by": report.bounded_by, "faults": sorted(faults), "max_faults": explorer.max_faults,
             "search": explorer.search, "subsumed": report.subsumed,
-            "violations": [{"invariant": v.invariant, "message": v.message, "choices": [str(c) for c in v.path],
+            "violations": [{"invariant": v.invariant, "message": v.message, "worlds": report.violating[v.invariant],
+                            "choices": [str(c) for c in v.path],
                             "trace": trace_json(trace)} for v, trace, _ in counterexamples],
             "unhandled": [{"state": s, "event": e, "count": n} for (s, e), n in sorted(report.unhandled.items())],
         }, indent=2))
@@ -336,7 +337,9 @@ def _cmd_explore(args: argparse.Namespace) -> int:
     for v, trace, parties in counterexamples:
         print(f"\nVIOLATED {v.invariant}: {v.message}")
         shortest = "shortest counterexample" if explorer.search == "bfs" else "counterexample (depth-first)"
-        print(f"{shortest} ({len(v.path)} steps): {'; '.join(str(c) for c in v.path)}")
+        worlds = report.violating[v.invariant]
+        print(f"{worlds} world{'s' if worlds != 1 else ''} break it; {shortest} ({len(v.path)} steps): "
+              f"{'; '.join(str(c) for c in v.path)}")
         print(msc.text(trace, parties))
     if not report.violations:
         print("no invariant violated")

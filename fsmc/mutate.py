@@ -236,11 +236,15 @@ def _compile(compilation: Compilation, document: m.Document, module: str, where:
     return import_entry(where, f"mutant{os.getpid()}_{where.name[-8:]}", module)
 
 
-def _explore(run: Run, scenario: Any, module: Any) -> Any:
+def _explore(run: Run, scenario: Any, module: Any, stop_beyond: frozenset[str] | None = None) -> Any:
+    """Explore `scenario` with the machines of `module`; with `stop_beyond` (the
+    baseline's violations), stop at the first violation not among them: the mutant is
+    killed, and the rest of its space would not change the verdict."""
     from runtime.harness.explore import Explorer
 
     explorer = Explorer.for_scenario(dataclasses.replace(scenario, machines=module), **run.settings)
     explorer.fingerprint = True
+    explorer.stop_beyond = stop_beyond
     return explorer.run()
 
 
@@ -268,14 +272,14 @@ def judge(run: Run, index: int) -> Outcome:
             for scenario in run.scenarios:
                 base = run.baselines[str(scenario.path)]
                 try:
-                    report = _explore(run, scenario, module)
+                    report = _explore(run, scenario, module, base.violations)
                 except Exception as e:  # noqa: BLE001 - the mutant broke the machine itself
                     # A machine that fails (a send whose fields its handler no longer set) is
                     # caught by the runtime, as a test runner counts a crash as a kill.
                     return Outcome(index, "killed", f"runtime error: {type(e).__name__}", scenario.path.name,
                                    None, False, states, time.perf_counter() - t0, f"{e}")
                 states += report.states
-                bounded |= not report.complete
+                bounded |= bool(set(report.bounded_by) - {"violation"})
                 new = [v for v in report.violations if v.invariant not in base.violations]
                 if new:
                     shortest = min(new, key=lambda v: len(v.path))

@@ -120,6 +120,23 @@ def test_bounds_are_reported_and_never_a_proof(form: Scenario) -> None:
     assert not by_depth.complete and by_depth.bounded_by == ["depth"] and by_depth.max_depth == 5
 
 
+def test_a_search_asked_to_stop_at_a_new_violation_stops_there(form: Scenario) -> None:
+    """fsmc mutate's early kill: the first violation outside `stop_beyond` ends the search;
+    violations inside it do not."""
+    full = Explorer(form, user_events=2).run()
+    found = {v.invariant for v in full.violations}
+    assert len(found) >= 2 and full.complete
+    stopping = Explorer(form, user_events=2)
+    stopping.stop_beyond = frozenset()
+    early = stopping.run()
+    assert not early.complete and early.bounded_by == ["violation"] and early.states < full.states
+    assert len(early.violations) == 1 and early.violations[0] in full.violations  # the same shortest one
+    known = Explorer(form, user_events=2)
+    known.stop_beyond = frozenset(found)
+    again = known.run()
+    assert again.complete and (again.states, again.transitions) == (full.states, full.transitions)
+
+
 def test_a_counterexample_replays_to_the_violation(form: Scenario) -> None:
     # Two answers per user: a Cancel after both accepted races the group's forming.
     explorer = Explorer(form, user_events=2)
@@ -173,6 +190,7 @@ def test_explore_command_json_and_charts(capsys: pytest.CaptureFixture[str], tmp
     assert "agreement_on_the_outcome" in names
     v = next(v for v in data["violations"] if v["invariant"] == "agreement_on_the_outcome")
     assert {"party", "kind", "detail"} <= set(v["trace"][0]) and v["choices"][-1].startswith("deliver")
+    assert v["worlds"] >= 1  # how many explored worlds break it
     svg = (tmp_path / "form_group-agreement_on_the_outcome.svg").read_text()
     assert svg.startswith("<svg") or "<svg" in svg[:200]
 

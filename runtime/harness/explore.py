@@ -294,6 +294,12 @@ class Explorer:
         self.max_states = max_states
         self.max_faults = max_faults
         self.fingerprint = False  # fill Report.digest
+        # Stop at the first violation of an invariant not in this set (fsmc mutate: a
+        # mutant is killed by its first violation the unmutated FSM does not have, and
+        # the rest of its space need not be searched). The report is then incomplete,
+        # bounded by "violation".
+        self.stop_beyond: frozenset[str] | None = None
+        self._stopped = False
         self.user_events, self.timeouts, self.signals = user_events, timeouts, signals
         chosen = invariants if invariants is not None else scenario.explore.get("invariants")
         checks = scenario.protocol.invariants if chosen is None else (
@@ -357,6 +363,10 @@ class Explorer:
                 break  # deliveries, events and time are the explorer's choices
         sim.trace.clear()  # the chart of a counterexample starts where the exploration does
         heard = self._heard({}, sim.network.log)
+        # Faults the scenario's random model ([faults]) injected during the prefix count
+        # as the run's, as the explorer's own do: they excuse the invariants that promise
+        # progress without faults, and use up the run's budget of faults.
+        injected = sum(1 for kind, _ in sim.network.log if kind in ("lost", "reordered", "duplicated", "delayed"))
         sim.network.log.clear()
         sim.network.track_order = False  # the explorer picks every delivery itself
         # ... and injects every fault itself: the scenario's random faults ([faults]) were
@@ -368,7 +378,7 @@ class Explorer:
             budget[(name, "user")] = self.user_events
             budget[(name, "timeout")] = self.timeouts
             budget[(name, "signal")] = len(self.signals)
-        return World(sim, budget, {name: frozenset() for name in sim.parties}, heard=heard)
+        return World(sim, budget, {name: frozenset() for name in sim.parties}, heard=heard, faults=injected)
 
     def _heard(self, heard: dict[Any, tuple[Delivery, frozenset[str]]],
                log: list[tuple[str, Delivery]]) -> dict[Any, tuple[Delivery, frozenset[str]]]:
@@ -673,8 +683,9 @@ class Explorer:
         take = frontier.popleft if self.search == "bfs" else frontier.pop
         violated: set[str] = set()
         report.states = 1
+        self._stopped = False
         self._check(root, (), report, violated)
-        while frontier:
+        while frontier and not self._stopped:
             world, path = take()
             if self.max_depth is not None and len(path) >= self.max_depth:
                 if any(True for _ in self.choices(world)):
@@ -710,11 +721,16 @@ class Explorer:
                 report.states += 1
                 report.max_depth = max(report.max_depth, len(path) + 1)
                 self._check(nxt, path + (choice,), report, violated)
+                if self._stopped:
+                    break
                 frontier.append((nxt, path + (choice,)))
             if progress is not None and time.perf_counter() - last > 0.2:
                 last = time.perf_counter()
                 report.seconds = last - t0
                 progress(report)
+        if self._stopped:  # the worlds left unexplored, if any, are not counted
+            report.complete = False
+            report.bounded_by.append("violation")
         if self.search == "dfs":  # its counterexamples are rarely short: shorten them
             report.violations = [self.shorten(v) for v in report.violations]
         if self.fingerprint:
@@ -738,6 +754,8 @@ class Explorer:
             if name not in violated:  # the first (shortest) counterexample of each is kept
                 violated.add(name)
                 report.violations.append(Violation(name, message, path))
+                if self.stop_beyond is not None and name not in self.stop_beyond:
+                    self._stopped = True
 
     # --- counterexamples
 
