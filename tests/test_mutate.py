@@ -64,8 +64,13 @@ def test_verdicts(run: mutate.Run) -> None:
     assert killed.counterexample is not None and killed.counterexample > 0
     crash = mutate.judge(run, find(run, "swap", "on CommitAcceptOfferer: swap `do prepareOwnKeys`").index)
     assert (crash.status, crash.invariant) == ("killed", "runtime error: UnsetFieldError")
-    survived = mutate.judge(run, find(run, "remove-send", "InitState on Init: remove `send Beacon;`").index)
-    assert survived.status == "survived"  # no invariant asks that a device ever looks for others
+    # A device that never sends its Beacon meets no one (devices_meet) ...
+    alone = mutate.judge(run, find(run, "remove-send", "InitState on Init: remove `send Beacon;`").index)
+    assert (alone.status, alone.invariant) == ("killed", "devices_meet")
+    # ... but the Offerer's answering Beacon is not needed: the Requester's NegotiationRequest
+    # answers the Offerer's own first Beacon.
+    survived = mutate.judge(run, find(run, "remove-send", "Sole on Beacon: remove `send Beacon;`").index)
+    assert survived.status == "survived"
     # The FSM itself, compiled in memory as a mutant is, explores exactly as the baseline.
     same = dataclasses.replace(run.mutants[0], document=run.compilation.document)
     run.mutants.append(dataclasses.replace(same, index=10_000))
@@ -86,10 +91,10 @@ def test_the_command(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeyp
     assert data["score"] == data["killed"] / (data["killed"] + data["survived"]) and data["score"] < 0.95
     assert all(x["operator"] == "remove-send" and x["location"].startswith("protocols/keysync/keysync.fsm:")
                for x in data["mutants"])
-    beacon = next(x["index"] for x in data["mutants"] if "InitState on Init: remove `send Beacon;`" in x["description"])
+    beacon = next(x["index"] for x in data["mutants"] if "Sole on Beacon: remove `send Beacon;`" in x["description"])
     assert main([*args, "--mutants", str(beacon), "--min-score", "0.5"]) == 1  # 0 of 1 killed
     out = capsys.readouterr().out
-    assert "protocols/keysync/keysync.fsm:31:22: survived: remove-send: KeySync InitState on Init: remove " \
+    assert "protocols/keysync/keysync.fsm:59:30: survived: remove-send: KeySync Sole on Beacon: remove " \
            "`send Beacon;`" in out and "1 mutants: 0 killed, 1 survived" in out
     killed = next(x["index"] for x in data["mutants"] if x["status"] == "killed")
     assert main([*args, "--mutants", str(killed), "--min-score", "0.5"]) == 0

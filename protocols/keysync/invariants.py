@@ -219,10 +219,37 @@ def accepted_negotiations_group(world: World) -> str | None:
     return None
 
 
+def ended_devices_are_disabled(world: World) -> str | None:
+    """(10) In a quiet state a device in End has disabled sync: End is where `disable`
+    takes the FSM (A.1.3.2), and a device there that did not disable sync is stuck in a
+    state with no handler while its sync still runs."""
+    for name in world.parties:
+        if world.state_of(name) == "End" and not device(world, name).is_disabled:
+            return f"{name} is in End, but did not disable sync"
+    return None
+
+
+def devices_meet(world: World) -> str | None:
+    """(11) Progress before any dialog: in a quiet state of a run without faults, timeouts
+    or a user's Reject or Cancel, no Sole device is left beside another device that could
+    take it in (Sole, or Grouped and not disabled). A Sole device's Beacon reaches the
+    others, and one of them offers or asks (2.2.1.1, 2.2.2.1): the devices meet and a
+    dialog opens. (Invariant 5 begins where this one ends, at both users' Accept.)"""
+    if world.disturbed or world.faults:
+        return None
+    sole = [n for n in world.parties if world.state_of(n) == "Sole" and not device(world, n).is_disabled]
+    others = [n for n in world.parties if n not in sole and world.state_of(n) in ("Sole", "Grouped")
+              and not device(world, n).is_disabled]
+    if sole and (len(sole) > 1 or others):
+        return f"quiet, but {', '.join(sole)} never met {', '.join([*sole[1:], *others])}"
+    return None
+
+
 INVARIANTS = Invariants(
     safety=(no_keys_before_both_accepted,),
     quiescent=(grouped_parties_share_keys, no_deadlock, agreement_on_the_outcome, accepted_negotiations_group,
-               trust_withdrawn, grouped_parties_use_the_same_keys, group_keys_stay_in_the_group),
+               trust_withdrawn, grouped_parties_use_the_same_keys, group_keys_stay_in_the_group,
+               ended_devices_are_disabled, devices_meet),
     terminal=(no_stall_after_acceptance, no_stall),
     observed=observed,
 )
