@@ -208,4 +208,57 @@ MUTANTS = [
                 send CommitAcceptRequester;""",
         "no_stall",
     ),
+    Mutant(
+        "the Offerer's Accept opens its dialog again (HandshakingPhase2Offerer asks for the Accept it had)",
+        """            // Accept means init Phase1Commit
+            on Accept {
+                do trustThisKey;
+                go HandshakingPhase1Offerer;
+            }""",
+        """            // Accept means init Phase1Commit
+            on Accept {
+                do trustThisKey;
+                go HandshakingPhase2Offerer;
+            }""",
+        "users_are_asked_once",
+    ),
+    Mutant(
+        "a Reject that ends the FSM without disabling sync",
+        """            // Reject is CommitReject
+            on Reject {
+                send CommitReject;
+                do disable;
+                go End;
+            }
+
+            on CommitReject {
+                if sameNegotiation {
+                    do disable;
+                    go End;
+                }
+            }
+
+            // Accept means init Phase1Commit
+            on Accept {
+                do trustThisKey;
+                go HandshakingPhase1Offerer;""",
+        """            // Reject is CommitReject
+            on Reject {
+                send CommitReject;
+                go End;
+            }
+
+            on CommitReject {
+                if sameNegotiation {
+                    do disable;
+                    go End;
+                }
+            }
+
+            // Accept means init Phase1Commit
+            on Accept {
+                do trustThisKey;
+                go HandshakingPhase1Offerer;""",
+        "ended_devices_are_disabled",
+    ),
 ]
