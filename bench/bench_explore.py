@@ -6,7 +6,11 @@ found violated. The baseline is the same scenario run as a plain simulation (one
 no copies, no hashing) in this process: the ratio says what one explored transition
 costs against one simulated delivery.
 
-    python bench/bench_explore.py [--quick]     # --quick: two-device scenarios only
+    python bench/bench_explore.py [--quick] [PROTOCOL ...]
+
+--quick: the two-device scenarios only. PROTOCOL: keysync (the draft), keysync_repaired
+(the draft with its defects repaired: the same runs, docs/exploration.md, "The draft
+repaired"); both by default.
 
 The joins with faults take several minutes each: about 5 with loss (593,000 states), 25
 with duplication (3,600,000 states), 25 with reordering (2,500,000 states).
@@ -23,7 +27,7 @@ from runtime.harness.explore import Explorer
 from runtime.harness.simulation import Simulation
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ROOT / "protocols" / "keysync" / "scenarios"
+PROTOCOLS = ("keysync", "keysync_repaired")
 FORM = "form_group.toml"
 JOIN = "join_settled_group.toml"
 JOIN_FROM_START = "join_group.toml"  # the group's own start interleaved with the join
@@ -45,9 +49,13 @@ RUNS: list[tuple[str, str, dict[str, object]]] = [
 ]
 
 
-def simulated_delivery_cost(name: str) -> float:
+def _scenarios(protocol: str) -> Path:
+    return ROOT / "protocols" / protocol / "scenarios"
+
+
+def simulated_delivery_cost(protocol: str, name: str) -> float:
     """Seconds per delivery of the scenario run as a plain simulation."""
-    scenario = load_scenario(SCENARIOS / name)
+    scenario = load_scenario(_scenarios(protocol) / name)
     deliveries, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < 1.0:
         result = Simulation(scenario).run()
@@ -55,28 +63,30 @@ def simulated_delivery_cost(name: str) -> float:
     return (time.perf_counter() - t0) / deliveries
 
 
-def main(quick: bool) -> None:
-    baseline = {name: simulated_delivery_cost(name) for name in (FORM, JOIN, JOIN_FROM_START)}
-    for name, cost in baseline.items():
-        print(f"baseline: {name} as a simulation: {1 / cost:,.0f} deliveries/s")
+def main(quick: bool, protocols: list[str]) -> None:
+    names = (FORM,) if quick else (FORM, JOIN, JOIN_FROM_START)
+    baseline = {(p, name): simulated_delivery_cost(p, name) for p in protocols for name in names}
+    for (protocol, name), cost in baseline.items():
+        print(f"baseline: {protocol} {name} as a simulation: {1 / cost:,.0f} deliveries/s")
     print()
-    header = f"{'scenario':34} {'faults':18} {'states':>8} {'trans':>8} {'depth':>5} {'time s':>7} " \
-             f"{'states/s':>8} {'x sim':>6}  result"
+    header = f"{'protocol':17} {'scenario':26} {'faults':18} {'states':>8} {'trans':>8} {'depth':>5} " \
+             f"{'time s':>7} {'states/s':>8} {'x sim':>6}  result"
     print(header)
     print("-" * len(header))
-    for name, label, settings in RUNS:
+    for protocol, (name, label, settings) in ((p, run) for p in protocols for run in RUNS):
         if quick and name != FORM:
             continue
-        explorer = Explorer(load_scenario(SCENARIOS / name), **settings)  # type: ignore[arg-type]
+        explorer = Explorer(load_scenario(_scenarios(protocol) / name), **settings)  # type: ignore[arg-type]
         report = explorer.run()
         per_transition = report.seconds / max(report.transitions, 1)
         verdict = "complete" if report.complete else f"bounded by {', '.join(report.bounded_by)}"
         if report.violations:
             verdict += ": violated " + ", ".join(v.invariant for v in report.violations)
-        print(f"{name:34} {label:18} {report.states:8} {report.transitions:8} {report.max_depth:5} "
-              f"{report.seconds:7.1f} {report.states_per_second:8.0f} {per_transition / baseline[name]:6.1f}  "
-              f"{verdict}", flush=True)
+        x_sim = per_transition / baseline[protocol, name]
+        print(f"{protocol:17} {name:26} {label:18} {report.states:8} {report.transitions:8} {report.max_depth:5} "
+              f"{report.seconds:7.1f} {report.states_per_second:8.0f} {x_sim:6.1f}  {verdict}", flush=True)
 
 
 if __name__ == "__main__":
-    main("--quick" in sys.argv[1:])
+    args = sys.argv[1:]
+    main("--quick" in args, [a for a in args if not a.startswith("--")] or list(PROTOCOLS))

@@ -32,13 +32,15 @@ def _keys(rng: random.Random | SeededRandom) -> DeviceKeys:
     return DeviceKeys.generate(rng.getrandbits(256).to_bytes(32, "big"))
 
 
-def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str, KeySyncDevice]:
+def make_devices(parties: list[dict[str, Any]], rng: random.Random,
+                 device_class: type[KeySyncDevice] = KeySyncDevice) -> dict[str, KeySyncDevice]:
+    """The scenario's devices, of class `device_class` (a variant's: protocols/keysync_repaired)."""
     devices: dict[str, KeySyncDevice] = {}
     for spec in parties:
         ring = KeyRing()
         for address in spec.get("identities", [DEFAULT_ADDRESS]):
             ring.add_identity(OwnIdentity(address, address.split("@")[0].title()), _keys(rng))
-        devices[spec["name"]] = KeySyncDevice(spec["name"], ring, SeededRandom(rng.getrandbits(64)))
+        devices[spec["name"]] = device_class(spec["name"], ring, SeededRandom(rng.getrandbits(64)))
         devices[spec["name"]].original = frozenset(ring.private)  # type: ignore[attr-defined]
     groups: dict[str, list[KeySyncDevice]] = {}
     for spec in parties:
