@@ -162,7 +162,7 @@ class KeySyncEvent(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Beacon:
-    """message Beacon 2, type=broadcast, ratelimit=10, security=unencrypted (line 703)."""
+    """message Beacon 2, type=broadcast, ratelimit=10, security=unencrypted (line 726)."""
 
     ID: ClassVar[int] = 2
     NAME: ClassVar[str] = "Beacon"
@@ -197,7 +197,7 @@ class Beacon:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NegotiationRequest:
-    """message NegotiationRequest 3, security=untrusted (line 709)."""
+    """message NegotiationRequest 3, security=untrusted (line 732)."""
 
     ID: ClassVar[int] = 3
     NAME: ClassVar[str] = "NegotiationRequest"
@@ -247,7 +247,7 @@ class NegotiationRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NegotiationOpen:
-    """message NegotiationOpen 4, security=untrusted (line 717)."""
+    """message NegotiationOpen 4, security=untrusted (line 740)."""
 
     ID: ClassVar[int] = 4
     NAME: ClassVar[str] = "NegotiationOpen"
@@ -287,7 +287,7 @@ class NegotiationOpen:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rollback:
-    """message Rollback 5, security=untrusted (line 723)."""
+    """message Rollback 5, security=untrusted (line 746)."""
 
     ID: ClassVar[int] = 5
     NAME: ClassVar[str] = "Rollback"
@@ -316,7 +316,7 @@ class Rollback:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitReject:
-    """message CommitReject 6, security=untrusted (line 727)."""
+    """message CommitReject 6, security=untrusted (line 750)."""
 
     ID: ClassVar[int] = 6
     NAME: ClassVar[str] = "CommitReject"
@@ -345,7 +345,7 @@ class CommitReject:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitAcceptOfferer:
-    """message CommitAcceptOfferer 7, security=untrusted (line 731)."""
+    """message CommitAcceptOfferer 7, security=untrusted (line 754)."""
 
     ID: ClassVar[int] = 7
     NAME: ClassVar[str] = "CommitAcceptOfferer"
@@ -374,7 +374,7 @@ class CommitAcceptOfferer:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitAcceptRequester:
-    """message CommitAcceptRequester 8, security=untrusted (line 735)."""
+    """message CommitAcceptRequester 8, security=untrusted (line 758)."""
 
     ID: ClassVar[int] = 8
     NAME: ClassVar[str] = "CommitAcceptRequester"
@@ -403,7 +403,7 @@ class CommitAcceptRequester:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitAccept:
-    """message CommitAccept 9, security=untrusted (line 739)."""
+    """message CommitAccept 9, security=untrusted (line 762)."""
 
     ID: ClassVar[int] = 9
     NAME: ClassVar[str] = "CommitAccept"
@@ -432,7 +432,7 @@ class CommitAccept:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitAcceptForGroup:
-    """message CommitAcceptForGroup 10, security=untrusted (line 743)."""
+    """message CommitAcceptForGroup 10, security=untrusted (line 766)."""
 
     ID: ClassVar[int] = 10
     NAME: ClassVar[str] = "CommitAcceptForGroup"
@@ -461,7 +461,7 @@ class CommitAcceptForGroup:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupTrustThisKey:
-    """message GroupTrustThisKey 11 (line 750)."""
+    """message GroupTrustThisKey 11 (line 773)."""
 
     ID: ClassVar[int] = 11
     NAME: ClassVar[str] = "GroupTrustThisKey"
@@ -495,7 +495,7 @@ class GroupTrustThisKey:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupKeysForNewMember:
-    """message GroupKeysForNewMember 12, security=attach_own_keys_for_new_member (line 760)."""
+    """message GroupKeysForNewMember 12, security=attach_own_keys_for_new_member (line 783)."""
 
     ID: ClassVar[int] = 12
     NAME: ClassVar[str] = "GroupKeysForNewMember"
@@ -529,7 +529,7 @@ class GroupKeysForNewMember:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupKeysAndClose:
-    """message GroupKeysAndClose 13, security=attach_own_keys_for_group (line 766)."""
+    """message GroupKeysAndClose 13, security=attach_own_keys_for_group (line 789)."""
 
     ID: ClassVar[int] = 13
     NAME: ClassVar[str] = "GroupKeysAndClose"
@@ -558,7 +558,7 @@ class GroupKeysAndClose:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OwnKeysOfferer:
-    """message OwnKeysOfferer 14, security=attach_own_keys_for_group (line 771)."""
+    """message OwnKeysOfferer 14, security=attach_own_keys_for_group (line 794)."""
 
     ID: ClassVar[int] = 14
     NAME: ClassVar[str] = "OwnKeysOfferer"
@@ -587,7 +587,7 @@ class OwnKeysOfferer:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OwnKeysRequester:
-    """message OwnKeysRequester 15, security=attach_own_keys_for_new_member (line 775)."""
+    """message OwnKeysRequester 15, security=attach_own_keys_for_new_member (line 798)."""
 
     ID: ClassVar[int] = 15
     NAME: ClassVar[str] = "OwnKeysRequester"
@@ -616,7 +616,7 @@ class OwnKeysRequester:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NegotiationRequestGrouped:
-    """message NegotiationRequestGrouped 16, security=untrusted (line 781)."""
+    """message NegotiationRequestGrouped 16, security=untrusted (line 804)."""
 
     ID: ClassVar[int] = 16
     NAME: ClassVar[str] = "NegotiationRequestGrouped"
@@ -666,7 +666,7 @@ class NegotiationRequestGrouped:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupHandshake:
-    """message GroupHandshake 17 (line 789)."""
+    """message GroupHandshake 17 (line 812)."""
 
     ID: ClassVar[int] = 17
     NAME: ClassVar[str] = "GroupHandshake"
@@ -700,7 +700,7 @@ class GroupHandshake:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupKeysUpdate:
-    """message GroupKeysUpdate 18, security=attach_own_keys_for_group (line 795)."""
+    """message GroupKeysUpdate 18, security=attach_own_keys_for_group (line 818)."""
 
     ID: ClassVar[int] = 18
     NAME: ClassVar[str] = "GroupKeysUpdate"
@@ -729,7 +729,7 @@ class GroupKeysUpdate:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InitUnledGroupKeyReset:
-    """message InitUnledGroupKeyReset 19 (line 800)."""
+    """message InitUnledGroupKeyReset 19 (line 823)."""
 
     ID: ClassVar[int] = 19
     NAME: ClassVar[str] = "InitUnledGroupKeyReset"
@@ -750,7 +750,7 @@ class InitUnledGroupKeyReset:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ElectGroupKeyResetLeader:
-    """message ElectGroupKeyResetLeader 20 (line 803)."""
+    """message ElectGroupKeyResetLeader 20 (line 826)."""
 
     ID: ClassVar[int] = 20
     NAME: ClassVar[str] = "ElectGroupKeyResetLeader"
@@ -779,7 +779,7 @@ class ElectGroupKeyResetLeader:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SynchronizeGroupKeys:
-    """message SynchronizeGroupKeys 21, ratelimit=60 (line 807)."""
+    """message SynchronizeGroupKeys 21, ratelimit=60 (line 830)."""
 
     ID: ClassVar[int] = 21
     NAME: ClassVar[str] = "SynchronizeGroupKeys"
@@ -979,26 +979,29 @@ class KeySync(Machine):
         return None
 
     def HandshakingOfferer_Cancel(self) -> int | None:
-        """on Cancel (external, line 119)."""
+        """on Cancel (external, line 121)."""
+        b = self.bindings
         self.send(Rollback)
+        b.newChallengeAndNegotiationBase()
         return KEYSYNC_SOLE
 
     def HandshakingOfferer_Rollback(self) -> int | None:
-        """on Rollback (message, line 124)."""
+        """on Rollback (message, line 129)."""
         b = self.bindings
         if b.sameNegotiation():
+            b.newChallengeAndNegotiationBase()
             return KEYSYNC_SOLE
         return None
 
     def HandshakingOfferer_Reject(self) -> int | None:
-        """on Reject (external, line 130)."""
+        """on Reject (external, line 137)."""
         b = self.bindings
         self.send(CommitReject)
         b.disable()
         return KEYSYNC_END
 
     def HandshakingOfferer_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 136)."""
+        """on CommitReject (message, line 143)."""
         b = self.bindings
         if b.sameNegotiation():
             b.disable()
@@ -1006,13 +1009,13 @@ class KeySync(Machine):
         return None
 
     def HandshakingOfferer_Accept(self) -> int | None:
-        """on Accept (external, line 144)."""
+        """on Accept (external, line 151)."""
         b = self.bindings
         b.trustThisKey()
         return KEYSYNC_HANDSHAKING_PHASE1_OFFERER
 
     def HandshakingOfferer_CommitAcceptRequester(self) -> int | None:
-        """on CommitAcceptRequester (message, line 150)."""
+        """on CommitAcceptRequester (message, line 157)."""
         b = self.bindings
         if b.sameNegotiation():
             return KEYSYNC_HANDSHAKING_PHASE2_OFFERER
@@ -1021,32 +1024,35 @@ class KeySync(Machine):
     # --- state HandshakingRequester
 
     def HandshakingRequester_Init(self) -> int | None:
-        """on Init (init, line 158)."""
+        """on Init (init, line 165)."""
         b = self.bindings
         b.showSoleHandshake()
         return None
 
     def HandshakingRequester_Cancel(self) -> int | None:
-        """on Cancel (external, line 162)."""
+        """on Cancel (external, line 171)."""
+        b = self.bindings
         self.send(Rollback)
+        b.newChallengeAndNegotiationBase()
         return KEYSYNC_SOLE
 
     def HandshakingRequester_Rollback(self) -> int | None:
-        """on Rollback (message, line 169)."""
+        """on Rollback (message, line 181)."""
         b = self.bindings
         if b.sameNegotiation():
+            b.newChallengeAndNegotiationBase()
             return KEYSYNC_SOLE
         return None
 
     def HandshakingRequester_Reject(self) -> int | None:
-        """on Reject (external, line 175)."""
+        """on Reject (external, line 189)."""
         b = self.bindings
         self.send(CommitReject)
         b.disable()
         return KEYSYNC_END
 
     def HandshakingRequester_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 181)."""
+        """on CommitReject (message, line 195)."""
         b = self.bindings
         if b.sameNegotiation():
             b.disable()
@@ -1054,7 +1060,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingRequester_Accept(self) -> int | None:
-        """on Accept (external, line 189)."""
+        """on Accept (external, line 203)."""
         b = self.bindings
         b.trustThisKey()
         self.send(CommitAcceptRequester)
@@ -1063,15 +1069,16 @@ class KeySync(Machine):
     # --- state HandshakingPhase1Offerer
 
     def HandshakingPhase1Offerer_Rollback(self) -> int | None:
-        """on Rollback (message, line 197)."""
+        """on Rollback (message, line 213)."""
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
+            b.newChallengeAndNegotiationBase()
             return KEYSYNC_SOLE
         return None
 
     def HandshakingPhase1Offerer_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 205)."""
+        """on CommitReject (message, line 222)."""
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
@@ -1080,7 +1087,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingPhase1Offerer_CommitAcceptRequester(self) -> int | None:
-        """on CommitAcceptRequester (message, line 213)."""
+        """on CommitAcceptRequester (message, line 230)."""
         b = self.bindings
         if b.sameNegotiation():
             self.send(CommitAcceptOfferer)
@@ -1090,15 +1097,16 @@ class KeySync(Machine):
     # --- state HandshakingPhase1Requester
 
     def HandshakingPhase1Requester_Rollback(self) -> int | None:
-        """on Rollback (message, line 224)."""
+        """on Rollback (message, line 243)."""
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
+            b.newChallengeAndNegotiationBase()
             return KEYSYNC_SOLE
         return None
 
     def HandshakingPhase1Requester_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 231)."""
+        """on CommitReject (message, line 251)."""
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
@@ -1107,7 +1115,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingPhase1Requester_CommitAcceptOfferer(self) -> int | None:
-        """on CommitAcceptOfferer (message, line 239)."""
+        """on CommitAcceptOfferer (message, line 259)."""
         b = self.bindings
         if b.sameNegotiation():
             b.prepareOwnKeys()
@@ -1118,19 +1126,21 @@ class KeySync(Machine):
     # --- state HandshakingPhase2Offerer
 
     def HandshakingPhase2Offerer_Cancel(self) -> int | None:
-        """on Cancel (external, line 249)."""
+        """on Cancel (external, line 271)."""
+        b = self.bindings
         self.send(Rollback)
+        b.newChallengeAndNegotiationBase()
         return KEYSYNC_SOLE
 
     def HandshakingPhase2Offerer_Reject(self) -> int | None:
-        """on Reject (external, line 254)."""
+        """on Reject (external, line 277)."""
         b = self.bindings
         self.send(CommitReject)
         b.disable()
         return KEYSYNC_END
 
     def HandshakingPhase2Offerer_Accept(self) -> int | None:
-        """on Accept (external, line 260)."""
+        """on Accept (external, line 283)."""
         b = self.bindings
         b.trustThisKey()
         self.send(CommitAcceptOfferer)
@@ -1139,14 +1149,14 @@ class KeySync(Machine):
     # --- state FormingGroupOfferer
 
     def FormingGroupOfferer_Init(self) -> int | None:
-        """on Init (init, line 268)."""
+        """on Init (init, line 291)."""
         b = self.bindings
         b.prepareOwnKeys()
         b.backupOwnKeys()
         return None
 
     def FormingGroupOfferer_Rollback(self) -> int | None:
-        """on Rollback (message, line 280)."""
+        """on Rollback (message, line 303)."""
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
@@ -1154,7 +1164,7 @@ class KeySync(Machine):
         return None
 
     def FormingGroupOfferer_OwnKeysRequester(self) -> int | None:
-        """on OwnKeysRequester (message, line 287)."""
+        """on OwnKeysRequester (message, line 310)."""
         b = self.bindings
         if b.sameNegotiationAndPartner():
             b.saveGroupKeys()
@@ -1168,7 +1178,7 @@ class KeySync(Machine):
     # --- state FormingGroupRequester
 
     def FormingGroupRequester_Rollback(self) -> int | None:
-        """on Rollback (message, line 307)."""
+        """on Rollback (message, line 330)."""
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
@@ -1176,7 +1186,7 @@ class KeySync(Machine):
         return None
 
     def FormingGroupRequester_OwnKeysOfferer(self) -> int | None:
-        """on OwnKeysOfferer (message, line 314)."""
+        """on OwnKeysOfferer (message, line 337)."""
         b = self.bindings
         if b.sameNegotiation():
             b.saveGroupKeys()
@@ -1189,41 +1199,41 @@ class KeySync(Machine):
     # --- state Grouped
 
     def Grouped_Init(self) -> int | None:
-        """on Init (init, line 326)."""
+        """on Init (init, line 349)."""
         b = self.bindings
         b.newChallengeAndNegotiationBase()
         b.showBeingInGroup()
         return None
 
     def Grouped_CannotDecrypt(self) -> int | None:
-        """on CannotDecrypt (signaled, line 331)."""
+        """on CannotDecrypt (signaled, line 354)."""
         self.debug("cry, baby")
         self.send(SynchronizeGroupKeys)
         return None
 
     def Grouped_SynchronizeGroupKeys(self) -> int | None:
-        """on SynchronizeGroupKeys (message, line 336)."""
+        """on SynchronizeGroupKeys (message, line 359)."""
         b = self.bindings
         b.prepareOwnKeys()
         self.send(GroupKeysUpdate)
         return None
 
     def Grouped_GroupKeysUpdate(self) -> int | None:
-        """on GroupKeysUpdate (message, line 341)."""
+        """on GroupKeysUpdate (message, line 364)."""
         b = self.bindings
         if b.fromGroupMember():
             b.saveGroupKeys()
         return None
 
     def Grouped_KeyGen(self) -> int | None:
-        """on KeyGen (signaled, line 346)."""
+        """on KeyGen (signaled, line 369)."""
         b = self.bindings
         b.prepareOwnKeys()
         self.send(GroupKeysUpdate)
         return None
 
     def Grouped_Beacon(self) -> int | None:
-        """on Beacon (message, line 351)."""
+        """on Beacon (message, line 374)."""
         b = self.bindings
         b.openNegotiation()
         b.tellWeAreGrouped()
@@ -1233,7 +1243,7 @@ class KeySync(Machine):
         return None
 
     def Grouped_NegotiationOpen(self) -> int | None:
-        """on NegotiationOpen (message, line 359)."""
+        """on NegotiationOpen (message, line 382)."""
         b = self.bindings
         if b.sameResponse():
             b.storeNegotiation()
@@ -1245,19 +1255,19 @@ class KeySync(Machine):
         return None
 
     def Grouped_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 377)."""
+        """on CommitReject (message, line 400)."""
         b = self.bindings
         b.storeNegotiation()
         return None
 
     def Grouped_Rollback(self) -> int | None:
-        """on Rollback (message, line 381)."""
+        """on Rollback (message, line 404)."""
         b = self.bindings
         b.storeNegotiation()
         return None
 
     def Grouped_GroupHandshake(self) -> int | None:
-        """on GroupHandshake (message, line 388)."""
+        """on GroupHandshake (message, line 411)."""
         b = self.bindings
         if b.sameNegotiation():
             self.debug("a negotiation this device was in; it ended")
@@ -1268,14 +1278,14 @@ class KeySync(Machine):
         return None
 
     def Grouped_GroupTrustThisKey(self) -> int | None:
-        """on GroupTrustThisKey (message, line 399)."""
+        """on GroupTrustThisKey (message, line 422)."""
         b = self.bindings
         if b.fromGroupMember():
             b.trustThisKey()
         return None
 
     def Grouped_LeaveDeviceGroup(self) -> int | None:
-        """on LeaveDeviceGroup (signaled, line 404)."""
+        """on LeaveDeviceGroup (signaled, line 427)."""
         b = self.bindings
         self.send(InitUnledGroupKeyReset)
         b.disable()
@@ -1283,7 +1293,7 @@ class KeySync(Machine):
         return None
 
     def Grouped_InitUnledGroupKeyReset(self) -> int | None:
-        """on InitUnledGroupKeyReset (message, line 410)."""
+        """on InitUnledGroupKeyReset (message, line 433)."""
         b = self.bindings
         self.debug("unled group key reset; new group keys will be elected")
         b.useOwnResponse()
@@ -1293,7 +1303,7 @@ class KeySync(Machine):
     # --- state GroupKeyResetElection
 
     def GroupKeyResetElection_ElectGroupKeyResetLeader(self) -> int | None:
-        """on ElectGroupKeyResetLeader (message, line 419)."""
+        """on ElectGroupKeyResetLeader (message, line 442)."""
         b = self.bindings
         if b.sameResponse():
             b.resetOwnGroupedKeys()
@@ -1305,13 +1315,13 @@ class KeySync(Machine):
     # --- state HandshakingToJoin
 
     def HandshakingToJoin_Init(self) -> int | None:
-        """on Init (init, line 434)."""
+        """on Init (init, line 457)."""
         b = self.bindings
         b.showJoinGroupHandshake()
         return None
 
     def HandshakingToJoin_Cancel(self) -> int | None:
-        """on Cancel (external, line 441)."""
+        """on Cancel (external, line 464)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(Rollback)
@@ -1319,7 +1329,7 @@ class KeySync(Machine):
         return KEYSYNC_SOLE
 
     def HandshakingToJoin_Rollback(self) -> int | None:
-        """on Rollback (message, line 452)."""
+        """on Rollback (message, line 475)."""
         b = self.bindings
         if b.sameNegotiation():
             self.send(Rollback)
@@ -1328,7 +1338,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingToJoin_Reject(self) -> int | None:
-        """on Reject (external, line 462)."""
+        """on Reject (external, line 485)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(CommitReject)
@@ -1336,14 +1346,14 @@ class KeySync(Machine):
         return KEYSYNC_END
 
     def HandshakingToJoin_CommitAcceptForGroup(self) -> int | None:
-        """on CommitAcceptForGroup (message, line 469)."""
+        """on CommitAcceptForGroup (message, line 492)."""
         b = self.bindings
         if b.sameNegotiation():
             return KEYSYNC_HANDSHAKING_TO_JOIN_PHASE2
         return None
 
     def HandshakingToJoin_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 477)."""
+        """on CommitReject (message, line 500)."""
         b = self.bindings
         if b.sameNegotiation():
             self.send(CommitReject)
@@ -1352,7 +1362,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingToJoin_Accept(self) -> int | None:
-        """on Accept (external, line 486)."""
+        """on Accept (external, line 509)."""
         b = self.bindings
         b.trustThisKey()
         return KEYSYNC_HANDSHAKING_TO_JOIN_PHASE1
@@ -1360,7 +1370,7 @@ class KeySync(Machine):
     # --- state HandshakingToJoinPhase1
 
     def HandshakingToJoinPhase1_Rollback(self) -> int | None:
-        """on Rollback (message, line 495)."""
+        """on Rollback (message, line 518)."""
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
@@ -1370,7 +1380,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingToJoinPhase1_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 505)."""
+        """on CommitReject (message, line 528)."""
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
@@ -1380,7 +1390,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingToJoinPhase1_CommitAcceptForGroup(self) -> int | None:
-        """on CommitAcceptForGroup (message, line 514)."""
+        """on CommitAcceptForGroup (message, line 537)."""
         b = self.bindings
         if b.sameNegotiation():
             self.send(CommitAccept)
@@ -1390,7 +1400,7 @@ class KeySync(Machine):
     # --- state HandshakingToJoinPhase2
 
     def HandshakingToJoinPhase2_Cancel(self) -> int | None:
-        """on Cancel (external, line 524)."""
+        """on Cancel (external, line 547)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(Rollback)
@@ -1398,7 +1408,7 @@ class KeySync(Machine):
         return KEYSYNC_SOLE
 
     def HandshakingToJoinPhase2_Reject(self) -> int | None:
-        """on Reject (external, line 532)."""
+        """on Reject (external, line 555)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(CommitReject)
@@ -1406,7 +1416,7 @@ class KeySync(Machine):
         return KEYSYNC_END
 
     def HandshakingToJoinPhase2_Accept(self) -> int | None:
-        """on Accept (external, line 540)."""
+        """on Accept (external, line 563)."""
         b = self.bindings
         b.trustThisKey()
         b.useOwnNegotiation()
@@ -1414,7 +1424,7 @@ class KeySync(Machine):
         return KEYSYNC_JOINING_GROUP
 
     def HandshakingToJoinPhase2_Rollback(self) -> int | None:
-        """on Rollback (message, line 551)."""
+        """on Rollback (message, line 574)."""
         b = self.bindings
         if b.sameNegotiation():
             self.send(Rollback)
@@ -1423,7 +1433,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingToJoinPhase2_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 560)."""
+        """on CommitReject (message, line 583)."""
         b = self.bindings
         if b.sameNegotiation():
             self.send(CommitReject)
@@ -1434,14 +1444,14 @@ class KeySync(Machine):
     # --- state JoiningGroup
 
     def JoiningGroup_Init(self) -> int | None:
-        """on Init (init, line 570)."""
+        """on Init (init, line 593)."""
         b = self.bindings
         b.prepareOwnKeys()
         b.backupOwnKeys()
         return None
 
     def JoiningGroup_GroupKeysForNewMember(self) -> int | None:
-        """on GroupKeysForNewMember (message, line 576)."""
+        """on GroupKeysForNewMember (message, line 599)."""
         b = self.bindings
         if b.sameNegotiationAndPartner():
             b.saveGroupKeys()
@@ -1455,47 +1465,47 @@ class KeySync(Machine):
     # --- state HandshakingGrouped
 
     def HandshakingGrouped_Init(self) -> int | None:
-        """on Init (init, line 590)."""
+        """on Init (init, line 613)."""
         b = self.bindings
         b.showGroupedHandshake()
         return None
 
     def HandshakingGrouped_Cancel(self) -> int | None:
-        """on Cancel (external, line 595)."""
+        """on Cancel (external, line 618)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(Rollback)
         return KEYSYNC_GROUPED
 
     def HandshakingGrouped_Rollback(self) -> int | None:
-        """on Rollback (message, line 601)."""
+        """on Rollback (message, line 624)."""
         b = self.bindings
         if b.sameNegotiation():
             return KEYSYNC_GROUPED
         return None
 
     def HandshakingGrouped_Reject(self) -> int | None:
-        """on Reject (external, line 608)."""
+        """on Reject (external, line 631)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(CommitReject)
         return KEYSYNC_GROUPED
 
     def HandshakingGrouped_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 614)."""
+        """on CommitReject (message, line 637)."""
         b = self.bindings
         if b.sameNegotiation():
             return KEYSYNC_GROUPED
         return None
 
     def HandshakingGrouped_Accept(self) -> int | None:
-        """on Accept (external, line 620)."""
+        """on Accept (external, line 643)."""
         b = self.bindings
         b.trustThisKey()
         return KEYSYNC_HANDSHAKING_GROUPED_PHASE1
 
     def HandshakingGrouped_GroupTrustThisKey(self) -> int | None:
-        """on GroupTrustThisKey (message, line 625)."""
+        """on GroupTrustThisKey (message, line 648)."""
         b = self.bindings
         if b.fromGroupMember():
             b.trustThisKey()
@@ -1504,7 +1514,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingGrouped_GroupKeysUpdate(self) -> int | None:
-        """on GroupKeysUpdate (message, line 633)."""
+        """on GroupKeysUpdate (message, line 656)."""
         b = self.bindings
         if b.fromGroupMember():
             b.saveGroupKeys()
@@ -1513,7 +1523,7 @@ class KeySync(Machine):
     # --- state HandshakingGroupedPhase1
 
     def HandshakingGroupedPhase1_Init(self) -> int | None:
-        """on Init (init, line 641)."""
+        """on Init (init, line 664)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(GroupTrustThisKey)
@@ -1521,7 +1531,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingGroupedPhase1_Rollback(self) -> int | None:
-        """on Rollback (message, line 654)."""
+        """on Rollback (message, line 677)."""
         b = self.bindings
         if b.sameNegotiationAndPartner():
             b.untrustThisKey()
@@ -1529,7 +1539,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingGroupedPhase1_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 662)."""
+        """on CommitReject (message, line 685)."""
         b = self.bindings
         if b.sameNegotiationAndPartner():
             b.untrustThisKey()
@@ -1537,7 +1547,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingGroupedPhase1_CommitAccept(self) -> int | None:
-        """on CommitAccept (message, line 669)."""
+        """on CommitAccept (message, line 692)."""
         b = self.bindings
         if b.sameNegotiation():
             b.prepareOwnKeys()
@@ -1547,21 +1557,21 @@ class KeySync(Machine):
         return None
 
     def HandshakingGroupedPhase1_GroupTrustThisKey(self) -> int | None:
-        """on GroupTrustThisKey (message, line 678)."""
+        """on GroupTrustThisKey (message, line 701)."""
         b = self.bindings
         if b.fromGroupMember():
             b.trustThisKey()
         return None
 
     def HandshakingGroupedPhase1_GroupKeysUpdate(self) -> int | None:
-        """on GroupKeysUpdate (message, line 683)."""
+        """on GroupKeysUpdate (message, line 706)."""
         b = self.bindings
         if b.fromGroupMember():
             b.saveGroupKeys()
         return None
 
     def HandshakingGroupedPhase1_GroupKeysAndClose(self) -> int | None:
-        """on GroupKeysAndClose (message, line 688)."""
+        """on GroupKeysAndClose (message, line 711)."""
         b = self.bindings
         if b.fromGroupMember():
             return KEYSYNC_GROUPED
