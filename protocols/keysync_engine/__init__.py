@@ -15,6 +15,7 @@ KeySync (protocols/keysync): the engine's fsm has the same conditions, actions, 
 and messages, and one more message, ReceiverRating, which no machine sends or takes.
 """
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,21 +28,15 @@ if TYPE_CHECKING:
 
 __all__ = ["PROTOCOL"]
 
-PROTOCOL = Manifest(
+# The draft's manifest (devices, parties, expectations, invariants, user answers), with
+# the engine's files.
+PROTOCOL: Manifest = dataclasses.replace(
+    DRAFT,
     name="keysync_engine",
     title="pEp KeySync, the pEp engine's codegen/sync.fsm",
     folder=Path(__file__).resolve().parent,
     source="codegen/sync.fsm",
     module="sync",
-    fsm="KeySync",
-    make_devices=DRAFT.make_devices,
-    before_event=DRAFT.before_event,
-    check=DRAFT.check,
-    expectations=DRAFT.expectations,
-    invariants=DRAFT.invariants,
-    user_events=DRAFT.user_events,
-    consents=DRAFT.consents,
-    negotiation=DRAFT.negotiation,
 )
 
 

@@ -15,6 +15,7 @@ checks that found the defect.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any
@@ -32,17 +33,12 @@ def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str,
     return make_draft_devices(parties, rng, RepairedDevice)
 
 
-PROTOCOL = Manifest(
+# The draft's manifest (parties, expectations, invariants, user answers), with this
+# folder's FSM and devices.
+PROTOCOL: Manifest = dataclasses.replace(
+    DRAFT,
     name="keysync_repaired",
     title="pEp KeySync, the draft's FSM with its defects repaired",
     folder=Path(__file__).resolve().parent,
-    fsm="KeySync",
     make_devices=make_devices,
-    before_event=DRAFT.before_event,
-    check=DRAFT.check,
-    expectations=DRAFT.expectations,
-    invariants=DRAFT.invariants,
-    user_events=DRAFT.user_events,
-    consents=DRAFT.consents,
-    negotiation=DRAFT.negotiation,
 )
