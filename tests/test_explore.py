@@ -44,7 +44,10 @@ def test_form_group_is_explored_completely_and_holds(form: Scenario) -> None:
 def test_form_group_with_one_fault_is_explored_completely(form: Scenario, fault: str) -> None:
     clean = Explorer(form).run()
     report = Explorer(form, frozenset({fault}), max_faults=1).run()
-    assert report.complete and report.violations == []
+    # With a duplicate the draft breaks one invariant: finding 10 (docs/exploration.md), a
+    # duplicated NegotiationRequest reopening a cancelled negotiation.
+    expected = {"users_are_asked_once"} if fault == "dup" else set()
+    assert report.complete and {v.invariant for v in report.violations} == expected
     assert report.states > clean.states  # the fault was injected somewhere
 
 

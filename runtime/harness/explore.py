@@ -363,10 +363,6 @@ class Explorer:
                 break  # deliveries, events and time are the explorer's choices
         sim.trace.clear()  # the chart of a counterexample starts where the exploration does
         heard = self._heard({}, sim.network.log)
-        # Faults the scenario's random model ([faults]) injected during the prefix count
-        # as the run's, as the explorer's own do: they excuse the invariants that promise
-        # progress without faults, and use up the run's budget of faults.
-        injected = sum(1 for kind, _ in sim.network.log if kind in ("lost", "reordered", "duplicated", "delayed"))
         sim.network.log.clear()
         sim.network.track_order = False  # the explorer picks every delivery itself
         # ... and injects every fault itself: the scenario's random faults ([faults]) were
@@ -378,7 +374,7 @@ class Explorer:
             budget[(name, "user")] = self.user_events
             budget[(name, "timeout")] = self.timeouts
             budget[(name, "signal")] = len(self.signals)
-        return World(sim, budget, {name: frozenset() for name in sim.parties}, heard=heard, faults=injected)
+        return World(sim, budget, {name: frozenset() for name in sim.parties}, heard=heard)
 
     def _heard(self, heard: dict[Any, tuple[Delivery, frozenset[str]]],
                log: list[tuple[str, Delivery]]) -> dict[Any, tuple[Delivery, frozenset[str]]]:
