@@ -103,7 +103,9 @@ def _cached(entry: Path) -> list[str] | None:
     try:
         record = json.loads((entry / "inputs.json").read_text(encoding="utf-8"))
         for name, digest in record["inputs"].items():
-            if _digest(Path(name)) != digest:
+            # Recorded resolved: one that now resolves elsewhere (became a link) is read
+            # from another place, which the generated files name.
+            if Path(name).resolve() != Path(name) or _digest(Path(name)) != digest:
                 return None
         modules: list[str] = record["modules"]
         if all((entry / f"{m}.py").is_file() for m in modules):

@@ -134,6 +134,30 @@ def test_an_edited_dsl_file_is_what_the_next_explore_runs(tmp_path: Path, monkey
     assert main(["explore", scenario]) == 0
 
 
+def test_a_type_module_that_became_a_link_is_compiled_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generated ASN.1 names where its type module was read from; the same bytes read
+    through a link (protocols/keysync_repaired/pEp.asn1) are another source, not a cache hit."""
+    from fsmc.build import machines
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FSMC_CACHE", str(tmp_path / "cache"))
+    draft, variant = tmp_path / "draft", tmp_path / "variant"
+    draft.mkdir()
+    variant.mkdir()
+    shutil.copy(ROOT / "protocols" / "keysync" / "pEp.asn1", draft)
+    shutil.copy(ROOT / "protocols" / "keysync" / "pEp.asn1", variant)
+    shutil.copy(ROOT / "protocols" / "keysync" / "keysync.fsm", variant)
+
+    def source() -> str:
+        asn1 = Path(machines(variant / "keysync.fsm").__file__).with_suffix(".asn1").read_text()
+        return next(line for line in asn1.splitlines() if line.startswith("-- The type module"))
+
+    assert source().endswith("from variant/pEp.asn1:")
+    (variant / "pEp.asn1").unlink()
+    (variant / "pEp.asn1").symlink_to(draft / "pEp.asn1")
+    assert source().endswith("from draft/pEp.asn1:")
+
+
 def test_a_dsl_file_that_does_not_compile_is_reported_where_it_is_wrong(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "mpenc"
