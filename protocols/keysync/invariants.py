@@ -219,16 +219,6 @@ def accepted_negotiations_group(world: World) -> str | None:
     return None
 
 
-def users_are_asked_once(world: World) -> str | None:
-    """(12) At the end of a run no device shows a dialog about a negotiation its user
-    already accepted: a user is asked once (2.2.1.1; a second dialog for the same
-    negotiation is a handshake state entered again)."""
-    for name, party in world.parties.items():
-        if _dialog_open(party) and negotiation(party.device) in world.accepted[name]:
-            return f"{name} asks its user again about a negotiation the user accepted ({world.state_of(name)})"
-    return None
-
-
 def ended_devices_are_disabled(world: World) -> str | None:
     """(10) In a quiet state a device in End has disabled sync: End is where `disable`
     takes the FSM (A.1.3.2), and a device there that did not disable sync is stuck in a
@@ -252,6 +242,16 @@ def devices_meet(world: World) -> str | None:
               and not device(world, n).is_disabled]
     if sole and (len(sole) > 1 or others):
         return f"quiet, but {', '.join(sole)} never met {', '.join([*sole[1:], *others])}"
+    return None
+
+
+def users_are_asked_once(world: World) -> str | None:
+    """(12) At the end of a run no device shows a dialog about a negotiation its user
+    already accepted: a user is asked once (2.2.1.1; a second dialog for the same
+    negotiation is a handshake state entered again)."""
+    for name, party in world.parties.items():
+        if _dialog_open(party) and negotiation(party.device) in world.accepted[name]:
+            return f"{name} asks its user again about a negotiation the user accepted ({world.state_of(name)})"
     return None
 
 

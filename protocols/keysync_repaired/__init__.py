@@ -4,7 +4,7 @@ the smallest change for each defect fsmc's explorer found in it (docs/exploratio
 | file | what |
 | --- | --- |
 | keysync_repaired.fsm | the draft's FSM, each repair marked `repair N:` with its finding |
-| pEp.asn1 | the draft's type module (B.2), as protocols/keysync has it |
+| pEp.asn1 | a link to the draft's type module (B.2), protocols/keysync/pEp.asn1: one file, so the two cannot drift |
 | device.py | the draft's device, with the repairs' action and timeout handler |
 | scenarios/ | the draft's scenarios (protocols/keysync/scenarios), run on the repaired FSM |
 | README.md | the repairs, and what the explorer finds on them |
