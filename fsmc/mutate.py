@@ -206,7 +206,7 @@ class Baseline:
     violations: frozenset[str]
     states: int
     transitions: int
-    digest: int
+    digest: str
     complete: bool
 
 
@@ -243,7 +243,7 @@ def _explore(run: Run, scenario: Any, module: Any, stop_beyond: frozenset[str] |
     from runtime.harness.explore import Explorer
 
     explorer = Explorer.for_scenario(dataclasses.replace(scenario, machines=module), **run.settings)
-    explorer.fingerprint = True
+    explorer.digest_states = True
     explorer.stop_beyond = stop_beyond
     return explorer.run()
 
@@ -293,8 +293,7 @@ def judge(run: Run, index: int) -> Outcome:
             forget_entry(module)
 
 
-# A forked worker's run, inherited from the parent (fork copies it, baselines included:
-# their fingerprints are hashes, valid only under the parent's hash seed).
+# A forked worker's run, inherited from the parent (fork copies it, baselines included).
 _RUN: Run | None = None
 
 

@@ -57,7 +57,7 @@ def quiet_worlds(explorer: Explorer) -> tuple[Report, dict[object, tuple[str, ..
 
     def record(world: World, path: tuple, report: Report, violated: set[str], checks: list | None = None) -> None:  # type: ignore[type-arg]
         if world.quiet:
-            found[explorer.snapshot(world)] = tuple(str(c) for c in path)
+            found[explorer.fingerprint(world)] = tuple(str(c) for c in path)
         check(world, path, report, violated, checks)
 
     explorer._check = record  # type: ignore[method-assign]

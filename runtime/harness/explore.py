@@ -40,6 +40,7 @@ import functools
 import gc
 import importlib
 import operator
+import sys
 import time
 import typing
 from collections import Counter, deque
@@ -50,6 +51,8 @@ from typing import Any
 from runtime.copying import Copier, copy_fields, share, values
 from runtime.device import RECORDS
 from runtime.errors import UsageError
+from runtime.harness.fingerprint import canonical, combine, stable_hash
+from runtime.harness.moves import Move, Moves, Recording, fork, own, parties_share, takes_apart, types_of
 from runtime.harness.network import FaultModel
 from runtime.harness.simulation import EXPLORE, Scenario, Simulation
 from runtime.manifest import Invariant, Invariants
@@ -112,6 +115,11 @@ class World:
     # only fresh copies, which start without).
     records: dict[str, tuple[Any, Any]] | None = None
     carried: dict[str, tuple[Any, Any]] | None = None
+    # In a copy-on-write world: the numbers of its snapshot's parts (parties, then
+    # queues), and, until its snapshot is taken, its parent's with what its step changed
+    # (see Explorer._snapshot_shared).
+    parts: list[int] | None = None
+    changed: tuple[list[int], float, str | None, set[str]] | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> World:
         # The explorer copies a world at every transition (Explorer.apply): each class of
@@ -141,6 +149,7 @@ class World:
 _WORLD_COPY: dict[str, Copier] = {
     # A copy is changed before its snapshot is taken (Explorer.apply sets what it carries).
     "records": lambda records, memo: None, "carried": lambda carried, memo: None,
+    "parts": lambda parts, memo: None, "changed": lambda changed, memo: None,
     "budget": values, "accepted": values, "dup_used": share, "held": share, "faults": share, "timeouts_fired": share,
     "disturbed": share, "sent": share, "heard": values, "delivered": share, "replayed": share,
     "ignored": values,
@@ -173,10 +182,15 @@ class Report:
     quiet_states: int = 0
     subsumed: int = 0  # worlds not explored: an explored world with their snapshot subsumes them
     terminal_states: int = 0  # worlds where the environment had no choice left
-    # With Explorer.fingerprint: a digest of the set of explored snapshots (order-free;
-    # Python's hash, so comparable within one process and its forks only). fsmc mutate
-    # calls a mutant equivalent when it explored the very states of the unmutated FSM.
-    digest: int = 0
+    # With Explorer.digest_states: a digest of the set of explored states' fingerprints
+    # (order-free, stable across processes). fsmc mutate calls a mutant equivalent when
+    # it explored the very states of the unmutated FSM.
+    digest: str = ""
+    seen_bytes: int = 0  # the seen-set's memory: its table, keys and rank tuples
+
+    @property
+    def bytes_per_state(self) -> float:
+        return self.seen_bytes / self.states if self.states else 0.0
 
     @property
     def states_per_second(self) -> float:
@@ -222,34 +236,15 @@ def _plan(cls: type) -> Any:
     """How `_compared` takes a record of class `cls` apart: a getter of its compared
     fields and the positions among them that may hold records to take apart in turn
     (from the fields' type hints; all of them when the hints cannot be read)."""
-    if not _takes_apart(cls):
+    if not takes_apart(cls):
         return _AS_IS
     names = [f.name for f in dataclasses.fields(cls) if f.compare]
     try:
         hints = typing.get_type_hints(cls)
-        nested = tuple(i for i, n in enumerate(names) if any(_takes_apart(t) for t in _types_of(hints.get(n))))
+        nested = tuple(i for i, n in enumerate(names) if any(takes_apart(t) for t in types_of(hints.get(n))))
     except Exception:  # noqa: BLE001 - a hint that does not resolve: look at every field
         nested = tuple(range(len(names)))
     return _fields_getter(names), nested
-
-
-def _types_of(hint: Any) -> tuple[Any, ...]:
-    args = typing.get_args(hint)
-    return tuple(t for a in args for t in _types_of(a)) if args else (hint,)
-
-
-@functools.cache
-def _takes_apart(cls: Any) -> bool:
-    """Whether records of `cls` have fields that do not compare, here or nested."""
-    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-        return False
-    if any(not f.compare for f in dataclasses.fields(cls)):
-        return True
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001
-        return True
-    return any(_takes_apart(t) for f in dataclasses.fields(cls) for t in _types_of(hints.get(f.name)))
 
 
 def _buffer(machine: Any) -> tuple[Any, ...]:
@@ -280,7 +275,7 @@ class Explorer:
                  max_depth: int | None = None, max_states: int | None = None,
                  max_faults: int | None = None, user_events: int = 1, timeouts: int = 0,
                  signals: tuple[str, ...] = (), invariants: str | Invariants | None = None, reduce: bool = True,
-                 search: str = "bfs") -> None:
+                 search: str = "bfs", exact: bool = False) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
             raise UsageError(f"unknown faults: {', '.join(sorted(unknown))}")
@@ -293,7 +288,10 @@ class Explorer:
         self.max_depth = max_depth
         self.max_states = max_states
         self.max_faults = max_faults
-        self.fingerprint = False  # fill Report.digest
+        # The seen-set: of fingerprints (runtime.harness.fingerprint), or of the snapshots
+        # themselves (`exact`: no collision possible, more memory).
+        self.exact = exact
+        self.digest_states = False  # fill Report.digest
         # Stop at the first violation of an invariant not in this set (fsmc mutate: a
         # mutant is killed by its first violation the unmutated FSM does not have, and
         # the rest of its space need not be searched). The report is then incomplete,
@@ -318,6 +316,16 @@ class Explorer:
         # Reordering as the reduction needs it (`choices`), or, unreduced, as defined.
         self.hold_to_reorder = reduce
         self._parts: dict[Any, Any] = {}  # see `_intern`
+        # Copy-on-write worlds and remembered moves (runtime.harness.moves), unless the
+        # scenario's parties share a mutable object (decided on the initial world) or
+        # this is turned off (the tests compare both).
+        self.copy_on_write = True
+        self._cow = False
+        self.moves = Moves()
+        self._numbers: dict[Hashable, int] = {}  # see `_number`
+        self._stable: list[bytes] = []  # number -> its part's stable hash
+        self._labels: dict[int, tuple[Any, int]] = {}  # id(label) -> (label, its number)
+        self._names: list[str] = []  # the parties, in the snapshot's order
 
     @classmethod
     def for_scenario(cls, scenario: Scenario, *, reduce: bool = True, **overrides: Any) -> Explorer:
@@ -369,6 +377,8 @@ class Explorer:
         # the prefix's, as in a simulation; left on, they would lose or reorder messages
         # the search neither chose nor counted.
         sim.network.faults = FaultModel()
+        self._cow = self.copy_on_write and not parties_share(sim)
+        self._names = sorted(sim.parties)
         budget = {}
         for name in sim.parties:
             budget[(name, "user")] = self.user_events
@@ -393,11 +403,15 @@ class Explorer:
         left, a rate limit's window left): every comparison the runtime makes with the
         clock is relative, so two worlds that differ only in when they happen behave
         alike, and are one state."""
+        if self._cow:
+            return self._snapshot_shared(world)
         parties = []
         now = world.sim.now
-        records: dict[str, tuple[Any, Any]] | None = {} if self.search == "dfs" else None
+        records: dict[str, tuple[Any, Any]] | None = {} if self.search == "dfs" and not self._cow else None
         carried = world.carried or {}
         for name, p in sorted(world.parties.items()):
+            left = None if p.deadline is None else p.deadline - now
+            limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
             taken = carried.get(name)
             if taken is None:
                 record = p.device.snapshot()
@@ -405,10 +419,8 @@ class Explorer:
             if records is not None:
                 records[name] = taken
             key = taken[1]
-            left = None if p.deadline is None else p.deadline - now
-            limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
-            parties.append(self._intern((name, p.machine.state_id, _buffer(p.machine),
-                                         key, left, limits, p.active_transport)))
+            parties.append((self._intern((name, p.machine.state_id, _buffer(p.machine), key, p.active_transport)),
+                            left, limits))
         net = world.sim.network
         queues = tuple(self._intern((r, tuple((d.label, d.copy) for d in net.queue(r)))) for r in net.receivers())
         if net.mailboxes:
@@ -418,6 +430,87 @@ class Explorer:
         return (tuple(parties), queues, self._intern(tuple(sorted(world.budget.items()))),
                 self._intern(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),
                 world.dup_used, world.held, self._replays(world) if self.replaying else None)
+
+    def _snapshot_shared(self, world: World) -> Any:
+        """`snapshot` of a copy-on-write world, as a tuple of numbers, one per part (see
+        `_number`): the same worlds are told apart. A party object is never changed once
+        a world holds it, so its part is taken once, whichever worlds share it; a message
+        label's number is kept by the label object (labels are made once per remembered
+        move and then shared)."""
+        now = world.sim.now
+        entry = self.moves.entry
+        number = self._number
+        net = world.sim.network
+        labels = self._labels
+        names = self._names
+        changed, world.changed = world.changed, None
+        if changed is not None and changed[1] == now and len(net._queues) == len(changed[0]) - len(names):
+            # Incrementally: the parts of the parent's snapshot that the step left alone.
+            key = list(changed[0])
+            dirty_party, dirty_queues = changed[2], changed[3]
+            parties = [] if dirty_party is None else [(names.index(dirty_party), dirty_party)]
+            receivers = [(len(names) + i, r) for i, r in enumerate(net.receivers()) if r in dirty_queues]
+        else:
+            key = [0] * len(names)
+            parties = list(enumerate(names))
+            receivers = list(enumerate(net.receivers(), len(names)))
+            key.extend(0 for _ in receivers)
+        for i, name in parties:
+            p = world.parties[name]
+            slot = entry(p)[2]
+            part = slot[1]
+            if part is None:
+                if slot[0] is None:
+                    slot[0] = p.device.snapshot()
+                part = slot[1] = number((name, p.machine.state_id, _buffer(p.machine), _compared(slot[0]),
+                                         p.active_transport))
+            if p.deadline is None and not p.rate_limited_until:
+                key[i] = part
+            else:
+                left = None if p.deadline is None else p.deadline - now
+                limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
+                timed = part, left, limits
+                key[i] = number(timed, lambda: stable_hash((self._stable[timed[0]], *timed[1:])))
+        for i, r in receivers:
+            queue = []
+            for d in net.queue(r):
+                found = labels.get(id(d.label))
+                if found is None or found[0] is not d.label:
+                    found = labels[id(d.label)] = d.label, number(d.label)
+                queue.append(found[1] * 3 + d.copy)
+            part = r, tuple(queue)
+            key[i] = number(part, lambda: stable_hash((part[0], tuple((self._stable[n // 3], n % 3) for n in part[1]))))
+        world.parts = key
+        rest: tuple[int, ...] = ()
+        if net.mailboxes:
+            rest = tuple(number(("stored", address, tuple(d.label for d in posts))) for address, posts in net.stored())
+        return (tuple(key), rest, number(tuple(sorted(world.budget.items()))),
+                number(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),
+                world.dup_used, world.held, self._replays(world) if self.replaying else None)
+
+    def _number(self, part: Hashable, stable: Callable[[], bytes] | None = None) -> int:
+        """The number of a part of snapshots (equal parts, one number), so that a
+        snapshot is a tuple of small numbers, cheap to hash and compare, and each part is
+        held once (by the table), not once per state. Each number has the part's stable
+        hash too (runtime.harness.fingerprint; `stable` for a part made of numbers)."""
+        n = self._numbers.get(part)
+        if n is None:
+            n = self._numbers[part] = len(self._numbers)
+            self._stable.append(stable_hash(part) if stable is None else stable())
+        return n
+
+    def fingerprint(self, world: World) -> bytes:
+        """The world's state as 16 bytes, the same in every process and explorer
+        (runtime.harness.fingerprint): what the seen-set keeps unless `exact`."""
+        return self._fingerprint_of(self.snapshot(world))
+
+    def _fingerprint_of(self, snapshot: Any) -> bytes:
+        if not self._cow:
+            return stable_hash(snapshot)
+        stable = self._stable
+        parts, rest, budget, accepted, *others = snapshot
+        return combine(b"".join([stable[n] for n in parts]) + b"".join([stable[n] for n in rest])
+                       + stable[budget] + stable[accepted] + canonical(tuple(others)))
 
     def _replays(self, world: World) -> Any:
         """What the replay fault may still do: which messages were heard, for whom, and
@@ -508,6 +601,65 @@ class Explorer:
 
     def apply(self, world: World, choice: Choice, keep_trace: bool = False) -> World:
         """The world after `choice`; `world` itself is left as it was."""
+        if not self._cow or keep_trace:
+            return self._apply_copying(world, choice, keep_trace)
+        new = World.__new__(World)
+        state = new.__dict__
+        state.update(world.__dict__)  # immutable values, but for these:
+        state["sim"] = fork(world.sim, {})
+        state["budget"], state["accepted"], state["heard"] = world.budget.copy(), world.accepted.copy(), world.heard
+        if self.replaying:
+            state["heard"] = world.heard.copy()
+        state["ignored"], state["sent"], state["replayed"], state["records"], state["carried"] = [], False, None, None, None
+        state["parts"] = state["changed"] = None
+        self._step(new, choice, self._act_shared)
+        log = new.sim.network.log
+        if self.replaying:
+            self._heard(new.heard, log)
+        if world.parts is not None:
+            touched = choice.party if choice.kind not in ("lose", "hold") else None
+            new.changed = world.parts, world.sim.now, touched, {d.receiver for _, d in log}
+        del new.sim.trace[:]
+        del log[:]
+        return new
+
+    def _act_shared(self, world: World, name: str, key: Hashable | None, act: Callable[[], None]) -> None:
+        """A party's step in a copy-on-write world: remembered, replayed (`key`: what the
+        step reads besides the party; None: not to be remembered), or done on the party's
+        own copy."""
+        sim = world.sim
+        before = sim.parties[name]
+        if key is not None:
+            key = (key, sim.now)
+            move = self.moves.find(before, key)
+            if move is not None:
+                sim.parties[name] = move.party
+                sim.devices[name] = move.party.device
+                move.replay(sim.network)
+                world.ignored.extend(move.ignored)
+                world.sent = world.sent or move.sent
+                return
+        party = own(sim, name, self.moves.entry(before)[2][0])
+        network = party.network
+        recording = party.network = Recording(network)
+        trace = sim.trace
+        start = len(trace)
+        try:
+            act()
+        finally:
+            party.network = network
+        ignored, sent = _read_trace(trace, start)
+        world.ignored.extend(ignored)
+        world.sent = world.sent or sent
+        if key is not None and not recording.opaque:
+            canonical = self.moves.canonical(party, party.device.snapshot())
+            if canonical is not party:
+                sim.parties[name], sim.devices[name] = canonical, canonical.device
+            self.moves.remember(before, key, Move(canonical, tuple(recording.calls), tuple(ignored), sent))
+
+    def _apply_copying(self, world: World, choice: Choice, keep_trace: bool) -> World:
+        """`apply` by a deep copy of the whole world (parties that share objects; a
+        counterexample's replay, which keeps the trace)."""
         new = copy.deepcopy(world)
         new.ignored, new.sent, new.replayed = [], False, None
         if world.records is not None:
@@ -518,12 +670,8 @@ class Explorer:
             new.carried = {name: taken for name, taken in world.records.items() if name != touched}
         trace = new.sim.trace
         start = len(trace)
-        self._step(new, choice)
-        for e in trace[start:]:
-            if e.kind == "ignored":
-                new.ignored.append((e.party, e.state or "", e.event or ""))
-            elif e.kind == "send" or (e.kind == "drop" and e.code == "ratelimit"):
-                new.sent = True
+        self._step(new, choice, _act_in_place)
+        new.ignored, new.sent = _read_trace(trace, start)
         if self.replaying:
             self._heard(new.heard, new.sim.network.log)
         if not keep_trace:
@@ -531,7 +679,11 @@ class Explorer:
             del new.sim.network.log[:]
         return new
 
-    def _step(self, world: World, choice: Choice) -> None:
+    def _step(self, world: World, choice: Choice, act: _Act | None = None) -> None:
+        """The environment's `choice` in `world`; what a party does is done through `act`
+        (with the party, what its step reads besides the party itself, and the step), by
+        default in place."""
+        act = act or _act_in_place
         sim, net = world.sim, world.sim.network
         held = choice.party in world.held
         fault = choice.kind in ("lose", "dup", "hold", "replay") or (
@@ -548,7 +700,10 @@ class Explorer:
         if held:  # a message overtakes the held one: the receiver reads in order again
             world.held = world.held - {choice.party}
         if choice.kind == "replay":
-            self._replay(world, choice)
+            sim.trace.append(TraceEntry(sim.now, choice.party, "fault", f"{choice.detail} replayed",
+                                        peer=list(world.heard.values())[choice.index][0].sender,
+                                        message=choice.detail, code="replay"))
+            act(world, choice.party, None, lambda: self._replay(world, choice))
             return
         if choice.kind in ("deliver", "lose", "dup"):
             d = net.queue(choice.party)[choice.index]
@@ -563,7 +718,8 @@ class Explorer:
                 world.dup_used = world.dup_used | {(choice.party, d.seq)}
             if self.replaying:
                 world.delivered = world.delivered | {(choice.party, d.label)}
-            sim.parties[choice.party].deliver(d)
+            act(world, choice.party, ("deliver", d.data, d.sender, d.transport),
+                lambda: sim.parties[choice.party].deliver(d))
         elif choice.kind == "event":
             party = sim.parties[choice.party]
             kind = "user" if choice.detail in self.user_answers else "signal"
@@ -573,14 +729,15 @@ class Explorer:
                 # protocol has one (invariants ask whether both sides of it accepted).
                 negotiation = self.negotiation(party.device) if self.negotiation is not None else None
                 world.accepted[choice.party] = world.accepted[choice.party] | {negotiation}
-            sim.step({"party": choice.party, "event": choice.detail})  # as a scenario step would
+            act(world, choice.party, ("event", choice.detail),
+                lambda: sim.step({"party": choice.party, "event": choice.detail}))  # as a scenario step would
         elif choice.kind == "timeout":
             party = sim.parties[choice.party]
             world.budget[(choice.party, "timeout")] -= 1
             world.timeouts_fired += 1
             assert party.deadline is not None
             sim.now = max(sim.now, party.deadline)
-            party.tick()
+            act(world, choice.party, ("timeout",), lambda: sim.parties[choice.party].tick())
 
     def _replay(self, world: World, choice: Choice) -> None:
         """An attacker delivers a message it saw earlier to `choice.party`: the same bytes,
@@ -592,8 +749,6 @@ class Explorer:
         label, (d, receivers) = list(world.heard.items())[choice.index]
         again = choice.party in receivers
         party = world.sim.parties[choice.party]
-        world.sim.trace.append(TraceEntry(world.sim.now, choice.party, "fault", f"{choice.detail} replayed",
-                                          peer=d.sender, message=choice.detail, code="replay"))
         before = party.machine.state_id, _compared(party.device.snapshot())
         party.deliver(_new_delivery(Delivery, (d.seq, d.transport, d.sender, choice.party, d.data, 0.0, 2,
                                                d.label)))
@@ -670,8 +825,10 @@ class Explorer:
         report = Report()
         t0 = last = time.perf_counter()
         root = self.initial()
-        # Snapshot -> the ranks explored with it (rarely more than one; see `rank`).
-        seen: dict[Any, list[tuple[int, bool]]] = {self.snapshot(root): [self.rank(root)]}
+        # Fingerprint (or snapshot, when exact) -> the ranks explored with it, as numbers
+        # (`_code`): one, or rarely a tuple of several (see `rank`).
+        key_of = self.snapshot if self.exact else self.fingerprint
+        seen: dict[Any, int | tuple[int, ...]] = {key_of(root): _code(self.rank(root))}
         frontier: deque[tuple[World, tuple[Choice, ...]]] = deque([(root, ())])
         # Breadth-first finds shortest counterexamples, but holds a whole level of worlds
         # at once; depth-first holds only the siblings along one path, for spaces whose
@@ -699,21 +856,22 @@ class Explorer:
                 report.transitions += 1
                 for _party, state, event in nxt.ignored:
                     report.unhandled[(state, event)] += 1
-                key, (faults, disturbed) = self.snapshot(nxt), self.rank(nxt)
+                key, rank = key_of(nxt), self.rank(nxt)
+                code = _code(rank)
                 ranks = seen.get(key)
-                if ranks is not None and any(f <= faults and d <= disturbed for f, d in ranks):
-                    report.subsumed += (faults, disturbed) not in ranks
-                    continue
+                if ranks is not None:
+                    if type(ranks) is int:
+                        ranks = (ranks,)
+                    if any(_subsumes(r, code) for r in ranks):
+                        report.subsumed += code not in ranks
+                        continue
                 if self.max_states is not None and report.states >= self.max_states:
                     report.complete = False
                     if "states" not in report.bounded_by:
                         report.bounded_by.append("states")
                     frontier.clear()
                     break
-                if ranks is None:
-                    seen[key] = [(faults, disturbed)]
-                else:
-                    ranks.append((faults, disturbed))
+                seen[key] = code if ranks is None else (*ranks, code)
                 report.states += 1
                 report.max_depth = max(report.max_depth, len(path) + 1)
                 self._check(nxt, path + (choice,), report, violated)
@@ -729,8 +887,10 @@ class Explorer:
             report.bounded_by.append("violation")
         if self.search == "dfs":  # its counterexamples are rarely short: shorten them
             report.violations = [self.shorten(v) for v in report.violations]
-        if self.fingerprint:
-            report.digest = hash(frozenset(seen))
+        if self.digest_states:
+            fingerprints = sorted(seen) if not self.exact else sorted(self._fingerprint_of(k) for k in seen)
+            report.digest = combine(b"".join(fingerprints)).hex()
+        report.seen_bytes = _seen_bytes(seen)
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -808,6 +968,47 @@ class Explorer:
             return None
         message = next((m for i in checks if i.__name__ == invariant and (m := i(world)) is not None), None)
         return None if message is None else (tuple(replayed), message)
+
+
+def _code(rank: tuple[int, bool]) -> int:
+    """A rank (faults, disturbed) as one small number (small ints are shared objects)."""
+    return rank[0] * 2 + rank[1]
+
+
+def _subsumes(explored: int, code: int) -> bool:
+    """Whether a world of rank `explored` subsumes one of rank `code` (see `rank`)."""
+    return explored >> 1 <= code >> 1 and explored & 1 <= code & 1
+
+
+def _seen_bytes(seen: dict[Any, Any]) -> int:
+    """The seen-set's memory: the table and what only it holds (keys, rank tuples; not
+    the parts an exact snapshot shares with the explorer's tables)."""
+    total = sys.getsizeof(seen)
+    for key, ranks in seen.items():
+        total += sys.getsizeof(key) + (0 if type(ranks) is int else sys.getsizeof(ranks))
+    return total
+
+
+# How `Explorer._step` has a party act: (world, party, what the step reads besides the
+# party or None, the step).
+_Act = Callable[[World, str, Hashable | None, Callable[[], None]], None]
+
+
+def _act_in_place(world: World, name: str, key: Hashable | None, act: Callable[[], None]) -> None:
+    act()
+
+
+def _read_trace(trace: list[TraceEntry], start: int) -> tuple[list[tuple[str, str, str]], bool]:
+    """What a step's trace (from `start`) tells the explorer: the events its parties
+    ignored, and whether it sent anything or tried to and was held back by a rate limit
+    (whether a rate limit holds depends on the clock, which timeouts move)."""
+    ignored, sent = [], False
+    for e in trace[start:]:
+        if e.kind == "ignored":
+            ignored.append((e.party, e.state or "", e.event or ""))
+        elif e.kind == "send" or (e.kind == "drop" and e.code == "ratelimit"):
+            sent = True
+    return ignored, sent
 
 
 def load_invariants(module_name: str) -> Invariants:

@@ -17,6 +17,8 @@ simulation; every order for the explorer).
 
 from __future__ import annotations
 
+import copy
+
 from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -95,6 +97,23 @@ class InMemoryNetwork:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> InMemoryNetwork:
         return copy_fields(self, memo, _NETWORK_COPY)  # the random source is deep-copied
+
+    def fork(self) -> InMemoryNetwork:
+        """A copy that shares no mutable object with this network, for the explorer's
+        copy-on-write worlds (runtime.harness.moves): `__deepcopy__` by hand, field by
+        field, as it runs at every explored transition. Its log starts empty (the explorer
+        reads and clears the log at every step)."""
+        twin = InMemoryNetwork.__new__(InMemoryNetwork)
+        state = twin.__dict__
+        state.update(self.__dict__)
+        state["_members"] = {key: list(items) for key, items in self._members.items()}
+        state["_queues"] = {key: list(items) for key, items in self._queues.items()}
+        state["_addresses"] = {key: list(items) for key, items in self._addresses.items()}
+        state["_stored"] = {key: list(items) for key, items in self._stored.items()}
+        state["log"] = []
+        state["_order"] = deque(self._order)
+        state["_random"] = copy.deepcopy(self._random)
+        return twin
 
     # --- membership
 
