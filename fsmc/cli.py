@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fsmc import model as m
 from fsmc.compiler import Compilation, Options, load
@@ -271,6 +271,34 @@ def _cmd_mutate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explore(args: argparse.Namespace, explorer: Any, path: Path, overrides: dict[str, Any],
+             progress: Any) -> Any:
+    """The search `fsmc explore` asked for: on a cluster, on several processes (breadth
+    first only), or in this one."""
+    from runtime.errors import UsageError
+    from runtime.harness import parallel
+
+    if args.cluster:
+        from fsmc import cluster
+
+        if explorer.search != "bfs":
+            raise UsageError("--cluster searches breadth-first: leave --search dfs out")
+        return cluster.explore(args.cluster, path, {**overrides, "exact": None}, reduce=not args.no_reduction,
+                               max_states=explorer.max_states, count=args.workers, progress=progress)
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    workers = args.workers if args.workers is not None else (cores if explorer.search == "bfs" and not explorer.exact
+                                                              else 1)
+    if workers < 1:
+        raise UsageError("--workers: at least 1")
+    if workers > 1 and explorer.exact:
+        raise UsageError("--exact keeps snapshots, which only one process can compare: use one worker")
+    if workers == 1:
+        return explorer.run(progress)
+    return parallel.explore(explorer, workers, progress)
+
+
 def _cmd_explore(args: argparse.Namespace) -> int:
     from runtime.errors import LocalError
     from runtime.harness import msc
@@ -283,6 +311,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
     # The scenario's [explore] table gives defaults; the command line overrides them.
     overrides = {key: getattr(args, key) for key in ("faults", "max_faults", "max_depth", "max_states",
                                                       "user_events", "timeouts", "signals", "invariants", "search")}
+    overrides["exact"] = args.exact or None
     try:
         explorer = Explorer.for_scenario(scenario, reduce=not args.no_reduction, **overrides)
     except (ValueError, LocalError) as e:
@@ -295,7 +324,11 @@ def _cmd_explore(args: argparse.Namespace) -> int:
               f"{r.states_per_second:.0f} states/s ", end="", file=sys.stderr, flush=True)
 
     show = sys.stderr.isatty() and not args.json
-    report = explorer.run(progress if show else None)
+    try:
+        report = _explore(args, explorer, scenario.path, overrides, progress if show else None)
+    except LocalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if show:
         print("\r" + " " * 79 + "\r", end="", file=sys.stderr)
     counterexamples = []
@@ -310,7 +343,8 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             "states": report.states, "transitions": report.transitions, "complete": report.complete,
             "max_depth": report.max_depth, "seconds": round(report.seconds, 3),
             "bounded_by": report.bounded_by, "faults": sorted(faults), "max_faults": explorer.max_faults,
-            "search": explorer.search, "subsumed": report.subsumed,
+            "search": explorer.search, "subsumed": report.subsumed, "distinct": report.distinct,
+            "workers": report.workers, "exact": explorer.exact, "seen_bytes": report.seen_bytes,
             "violations": [{"invariant": v.invariant, "message": v.message, "worlds": report.violating[v.invariant],
                             "choices": [str(c) for c in v.path],
                             "trace": trace_json(trace)} for v, trace, _ in counterexamples],
@@ -324,9 +358,12 @@ def _cmd_explore(args: argparse.Namespace) -> int:
     print(f"faults: {model}; user answers per party: {explorer.user_events}; timeouts per party: "
           f"{explorer.timeouts}; signals: {', '.join(explorer.signals) or 'none'}")
     search = "breadth-first" if explorer.search == "bfs" else "depth-first"
+    where = f"{report.workers} workers" if report.workers > 1 else "1 worker"
+    seen = "snapshots" if explorer.exact else "fingerprints"
     print(f"{report.states} states ({search}; {report.subsumed} more subsumed), {report.transitions} transitions, "
           f"max depth {report.max_depth}, {report.quiet_states} quiet, {report.seconds:.2f} s, "
-          f"{report.states_per_second:.0f} states/s")
+          f"{report.states_per_second:.0f} states/s on {where}; seen-set of {seen}, "
+          f"{report.bytes_per_state:.0f} bytes/state")
     if report.complete:
         print("complete: every reachable state was explored")
     else:
@@ -406,6 +443,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--search", choices=("bfs", "dfs"),
                    help="breadth-first (default: shortest counterexamples) or depth-first (for spaces too "
                         "large to hold a level in memory)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes searching breadth first together (default: the cores available; "
+                        "1 with --search dfs)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="search on the Dask cluster whose scheduler is at ADDRESS (tcp://host:port), "
+                        "one shard per worker (or --workers shards)")
+    p.add_argument("--exact", action="store_true",
+                   help="keep whole snapshots in the seen-set instead of 128-bit fingerprints (one worker)")
     p.add_argument("--json", action="store_true", help="counts and violations as JSON")
     p.add_argument("--msc", metavar="DIR", help="write each counterexample as an SVG sequence chart")
 

@@ -51,7 +51,7 @@ from typing import Any
 from runtime.copying import Copier, copy_fields, share, values
 from runtime.device import RECORDS
 from runtime.errors import UsageError
-from runtime.harness.fingerprint import canonical, combine, stable_hash
+from runtime.harness.fingerprint import combine, stable_hash
 from runtime.harness.moves import Move, Moves, Recording, fork, own, parties_share, takes_apart, types_of
 from runtime.harness.network import FaultModel
 from runtime.harness.simulation import EXPLORE, Scenario, Simulation
@@ -119,7 +119,7 @@ class World:
     # queues), and, until its snapshot is taken, its parent's with what its step changed
     # (see Explorer._snapshot_shared).
     parts: list[int] | None = None
-    changed: tuple[list[int], float, str | None, set[str]] | None = None
+    changed: tuple[list[int], float, str | None, set[str], bool] | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> World:
         # The explorer copies a world at every transition (Explorer.apply): each class of
@@ -187,6 +187,8 @@ class Report:
     # it explored the very states of the unmutated FSM.
     digest: str = ""
     seen_bytes: int = 0  # the seen-set's memory: its table, keys and rank tuples
+    distinct: int = 0  # distinct states (fingerprints, or snapshots when exact)
+    workers: int = 1
 
     @property
     def bytes_per_state(self) -> float:
@@ -326,6 +328,7 @@ class Explorer:
         self._stable: list[bytes] = []  # number -> its part's stable hash
         self._labels: dict[int, tuple[Any, int]] = {}  # id(label) -> (label, its number)
         self._names: list[str] = []  # the parties, in the snapshot's order
+        self._handled: dict[tuple[str, type, int], tuple[tuple[Choice, ...], tuple[Choice, ...]]] = {}
 
     @classmethod
     def for_scenario(cls, scenario: Scenario, *, reduce: bool = True, **overrides: Any) -> Explorer:
@@ -354,7 +357,8 @@ class Explorer:
         return cls(scenario, faults, max_depth=settings.get("max_depth"), max_states=settings.get("max_states"),
                    max_faults=max_faults, user_events=int(settings.get("user_events", 1)),
                    timeouts=int(settings.get("timeouts", 0)), signals=listed(settings.get("signals", ())),
-                   invariants=settings.get("invariants"), reduce=reduce, search=str(settings.get("search", "bfs")))
+                   invariants=settings.get("invariants"), reduce=reduce, search=str(settings.get("search", "bfs")),
+                   exact=bool(settings.get("exact", False)))
 
     # --- the initial world: the scenario's steps up to the first one the explorer owns
 
@@ -431,12 +435,14 @@ class Explorer:
                 self._intern(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),
                 world.dup_used, world.held, self._replays(world) if self.replaying else None)
 
-    def _snapshot_shared(self, world: World) -> Any:
+    def _snapshot_shared(self, world: World) -> tuple[int, ...]:
         """`snapshot` of a copy-on-write world, as a tuple of numbers, one per part (see
-        `_number`): the same worlds are told apart. A party object is never changed once
-        a world holds it, so its part is taken once, whichever worlds share it; a message
-        label's number is kept by the label object (labels are made once per remembered
-        move and then shared)."""
+        `_number`): the same worlds are told apart. The parts: each party (by name), each
+        queue (by receiver), the budgets, the acceptances, the faults' bookkeeping, what
+        waits on a relay. A party object is never changed once a world holds it, so its
+        part is taken once, whichever worlds share it; a message label's number is kept by
+        the label object (labels are made once per remembered move and then shared). And
+        a world's parts are its parent's but for what its step changed (`apply` notes it)."""
         now = world.sim.now
         entry = self.moves.entry
         number = self._number
@@ -444,17 +450,19 @@ class Explorer:
         labels = self._labels
         names = self._names
         changed, world.changed = world.changed, None
-        if changed is not None and changed[1] == now and len(net._queues) == len(changed[0]) - len(names):
+        receivers_now = net.receivers()
+        fixed = len(names) + len(receivers_now)
+        if changed is not None and changed[1] == now and len(changed[0]) == fixed + 2:
             # Incrementally: the parts of the parent's snapshot that the step left alone.
             key = list(changed[0])
-            dirty_party, dirty_queues = changed[2], changed[3]
+            dirty_party, dirty_queues, chosen = changed[2], changed[3], changed[4]
             parties = [] if dirty_party is None else [(names.index(dirty_party), dirty_party)]
-            receivers = [(len(names) + i, r) for i, r in enumerate(net.receivers()) if r in dirty_queues]
+            receivers = [(len(names) + i, r) for i, r in enumerate(receivers_now) if r in dirty_queues]
         else:
-            key = [0] * len(names)
+            key = [0] * (fixed + 2)
             parties = list(enumerate(names))
-            receivers = list(enumerate(net.receivers(), len(names)))
-            key.extend(0 for _ in receivers)
+            receivers = list(enumerate(receivers_now, len(names)))
+            chosen = True
         for i, name in parties:
             p = world.parties[name]
             slot = entry(p)[2]
@@ -480,13 +488,17 @@ class Explorer:
                 queue.append(found[1] * 3 + d.copy)
             part = r, tuple(queue)
             key[i] = number(part, lambda: stable_hash((part[0], tuple((self._stable[n // 3], n % 3) for n in part[1]))))
+        if chosen:  # an event or a timeout: a budget, maybe an acceptance, changed
+            key[fixed] = number(("budget", tuple(sorted(world.budget.items()))))
+            key[fixed + 1] = number(("accepted", tuple(sorted((k, tuple(sorted(v, key=repr)))
+                                                               for k, v in world.accepted.items()))))
         world.parts = key
-        rest: tuple[int, ...] = ()
+        snapshot = (*key, number(("faults", world.dup_used, world.held,
+                                  self._replays(world) if self.replaying else None)))
         if net.mailboxes:
-            rest = tuple(number(("stored", address, tuple(d.label for d in posts))) for address, posts in net.stored())
-        return (tuple(key), rest, number(tuple(sorted(world.budget.items()))),
-                number(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),
-                world.dup_used, world.held, self._replays(world) if self.replaying else None)
+            snapshot += tuple(number(("stored", address, tuple(d.label for d in posts)))
+                              for address, posts in net.stored())
+        return snapshot
 
     def _number(self, part: Hashable, stable: Callable[[], bytes] | None = None) -> int:
         """The number of a part of snapshots (equal parts, one number), so that a
@@ -508,9 +520,7 @@ class Explorer:
         if not self._cow:
             return stable_hash(snapshot)
         stable = self._stable
-        parts, rest, budget, accepted, *others = snapshot
-        return combine(b"".join([stable[n] for n in parts]) + b"".join([stable[n] for n in rest])
-                       + stable[budget] + stable[accepted] + canonical(tuple(others)))
+        return combine(b"".join([stable[n] for n in snapshot]))
 
     def _replays(self, world: World) -> Any:
         """What the replay fault may still do: which messages were heard, for whom, and
@@ -582,22 +592,34 @@ class Explorer:
                 for i, (label, (d, receivers)) in enumerate(world.heard.items()):
                     if name not in receivers or (name, label) in world.delivered:
                         yield Choice("replay", name, _name(d), i)
+        budget = world.budget
         for name, p in sorted(world.parties.items()):
-            if p.machine.stopped:
+            machine = p.machine
+            if machine.stopped:
                 continue
-            events = p.machine.Event  # type: ignore[attr-defined]
-            if world.budget[(name, "user")] > 0:
-                for event in self.user_answers:
-                    if event in events.__members__ and p.machine.handles(events[event]):
-                        yield Choice("event", name, event)
-            if world.budget[(name, "signal")] > 0:
-                for event in self.signals:
-                    # A user's answer named as a signal too is the user's, on the user's
-                    # budget (`_step` charges it there): offered once, above.
-                    if event not in self.user_answers and p.machine.handles(events[event]):
-                        yield Choice("event", name, event)
-            if world.budget[(name, "timeout")] > 0 and p.deadline is not None:
+            # The events a party's machine handles depend on its class and state only.
+            handled = self._handled.get((name, type(machine), machine._state))
+            if handled is None:
+                handled = self._handled[(name, type(machine), machine._state)] = self._events_handled(name, machine)
+            users, signals = handled
+            if users and budget[(name, "user")] > 0:
+                yield from users
+            if signals and budget[(name, "signal")] > 0:
+                yield from signals
+            if p.deadline is not None and budget[(name, "timeout")] > 0:
                 yield Choice("timeout", name)
+
+    def _events_handled(self, name: str, machine: Any) -> tuple[tuple[Choice, ...], tuple[Choice, ...]]:
+        """The user's answers and the signaled events that `machine`, of party `name`,
+        handles in its state."""
+        events = machine.Event
+        users = tuple(Choice("event", name, event) for event in self.user_answers
+                      if event in events.__members__ and machine.handles(events[event]))
+        # A user's answer named as a signal too is the user's, on the user's budget (`_step`
+        # charges it there): offered once, above.
+        signals = tuple(Choice("event", name, event) for event in self.signals
+                        if event not in self.user_answers and machine.handles(events[event]))
+        return users, signals
 
     def apply(self, world: World, choice: Choice, keep_trace: bool = False) -> World:
         """The world after `choice`; `world` itself is left as it was."""
@@ -618,7 +640,8 @@ class Explorer:
             self._heard(new.heard, log)
         if world.parts is not None:
             touched = choice.party if choice.kind not in ("lose", "hold") else None
-            new.changed = world.parts, world.sim.now, touched, {d.receiver for _, d in log}
+            new.changed = (world.parts, world.sim.now, touched, {d.receiver for _, d in log},
+                           choice.kind in ("event", "timeout"))
         del new.sim.trace[:]
         del log[:]
         return new
@@ -718,7 +741,7 @@ class Explorer:
                 world.dup_used = world.dup_used | {(choice.party, d.seq)}
             if self.replaying:
                 world.delivered = world.delivered | {(choice.party, d.label)}
-            act(world, choice.party, ("deliver", d.data, d.sender, d.transport),
+            act(world, choice.party, ("deliver", d.label, d.sender, d.transport),
                 lambda: sim.parties[choice.party].deliver(d))
         elif choice.kind == "event":
             party = sim.parties[choice.party]
@@ -891,6 +914,7 @@ class Explorer:
             fingerprints = sorted(seen) if not self.exact else sorted(self._fingerprint_of(k) for k in seen)
             report.digest = combine(b"".join(fingerprints)).hex()
         report.seen_bytes = _seen_bytes(seen)
+        report.distinct = len(seen)
         report.seconds = time.perf_counter() - t0
         return report
 

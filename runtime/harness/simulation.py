@@ -38,7 +38,7 @@ MAX_DELIVERIES = 100_000
 # The [expect] keys every protocol has; a manifest adds its own (`expectations`).
 EXPECT = ("state", "same_keys", "different_keys", "sent", "timeouts")
 EXPLORE = ("faults", "max_faults", "max_depth", "max_states", "user_events", "timeouts", "signals", "invariants",
-           "search", "prefix")
+           "search", "prefix", "exact")
 Machines = Callable[[Manifest], ModuleType]
 
 
