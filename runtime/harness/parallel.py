@@ -4,26 +4,24 @@ a cluster's workers (fsmc.cluster runs the same shards as Dask actors).
 Level by level, as distributed TLC does. Every worker (a `Shard`) holds its part of the
 current level (worlds with their paths) and its part of the seen-set: the fingerprints
 (runtime.harness.fingerprint) whose first eight bytes, modulo the number of workers, name
-it. A level has three rounds:
+it. A level has two rounds:
   1. `expand`: each shard takes the successors of its worlds, keeps them, and sends each
-     successor's fingerprint and rank (a *claim*) to the shard that owns it;
-  2. `judge`: each shard decides the claims it owns against its seen-set, all claims of
-     the level at once: a claim is granted unless an explored world or another claim
-     subsumes it (`Explorer.rank`), and of equal claims one wins, from a shard the
-     fingerprint picks; a claim is never decided by the order in which claims arrived;
-  3. `accept`: each shard makes the granted successors its next level, checks the
-     invariants on them, and forgets the rest.
-Worlds stay where they were found: what crosses between workers is 17 bytes a claim,
-never a world. When the next level is unevenly spread, the coordinator moves worlds as
-paths (`give`, `take`), which the receiving shard replays; a world's successors are then
-found where it went.
+     successor's fingerprint, rank and place (a *claim*) to the shard that owns it;
+  2. `judge`: each shard decides the claims it owns against its seen-set;
+then the coordinator numbers the granted claims, and `accept` makes them the shards' next
+level and checks the invariants on them. Worlds stay where they were found: what crosses
+between workers is a claim, some 30 bytes, never a world. Where a level is unevenly
+spread, the coordinator moves worlds as paths (`give`, `take`), which the receiving shard
+replays; a world's successors are then found where it went.
 
-Every state is explored once per rank that no other subsumes, as in the one-process
-search, so the two explore the same set of states (the digest of their fingerprints is
-equal) and find the same invariants violated, at the same depth. Within a level the order
-differs, so where two worlds of one state but different ranks (faults, disturbed) meet in
-one level, the counts of explored worlds may differ from the one-process search by those
-duplicates; without faults and disturbances they are equal.
+The search is the one-process breadth-first search (`Explorer.run`), not merely one with
+the same states: a claim's place is its parent's number in its level and its own among
+the parent's successors, which is the order in which the one-process search meets it, and
+an owner decides its claims in that order, as that search does (a world is explored unless
+a world of its state with a rank that subsumes it was met before: `Explorer.rank`). So it
+explores the same worlds, counts the same transitions and subsumptions, and reports the
+same first counterexample of each invariant (each violation carries the moment the
+one-process search would have met it). The workers only change where the work is done.
 
 The coordinator (`search`) talks to shards through a `Pool`: `LocalPool` forks
 processes and talks over pipes; fsmc.cluster's pool calls Dask actors.
@@ -44,9 +42,15 @@ from runtime.errors import UsageError
 from runtime.harness.explore import Choice, Explorer, Report, Violation, World, _code, _seen_bytes, _subsumes
 from runtime.harness.fingerprint import combine
 
-__all__ = ["LocalPool", "Pool", "Shard", "owner", "search"]
+__all__ = ["LocalPool", "Pool", "Shard", "explore", "owner", "search"]
 
-Claim = tuple[bytes, int]  # (fingerprint, rank code)
+Place = tuple[int, int]  # (the parent's number in its level, the successor's among the parent's)
+Claim = tuple[bytes, int, Place]  # (fingerprint, rank code, place)
+Granted = tuple[bytes, int, int]  # (fingerprint, rank code, number in the next level)
+# When the one-process search meets a check: (the depth of the world it is expanding, that
+# world's number in its level, the successor's index among its successors; -1 for the
+# expanded world's own terminal check).
+Moment = tuple[int, int, int]
 
 
 def owner(fingerprint: bytes, count: int) -> int:
@@ -63,11 +67,12 @@ class Shard:
         self.explorer.exact = False  # shards compare fingerprints: they are what crosses
         self.index, self.count = index, count
         self.seen: dict[bytes, int | tuple[int, ...]] = {}
-        self.level: list[tuple[World, tuple[Choice, ...]]] = []
-        self.found: dict[Claim, tuple[World, tuple[Choice, ...]]] = {}
+        self.level: list[tuple[World, tuple[Choice, ...], int]] = []  # (world, path, number)
+        self.found: dict[tuple[bytes, int], tuple[Place, World, tuple[Choice, ...]]] = {}
         self.report = Report()
-        self.violated: set[str] = set()
+        self.first: dict[str, tuple[Moment, Violation]] = {}  # invariant -> its first violation
         self.root: World | None = None
+        self._gc: tuple[int, int, int] | None = None
 
     # --- the rounds of a level
 
@@ -75,23 +80,25 @@ class Shard:
         """The initial world, claimed by shard 0 only (every shard builds it alike)."""
         root = self.root = self.explorer.initial()
         # As Explorer.run does: what exists now is out of the collector's way, and a
-        # level of worlds is collected rarely.
+        # level of worlds is collected rarely (`finish` restores the collector).
+        self._gc = gc.get_threshold()
         gc.freeze()
         gc.set_threshold(20_000, 10, 10)
         if self.index != 0:
             return []
-        claim = self.explorer.fingerprint(root), _code(self.explorer.rank(root))
-        self.found = {claim: (root, ())}
-        return [claim]
+        fingerprint, code = self.explorer.fingerprint(root), _code(self.explorer.rank(root))
+        self.found = {(fingerprint, code): ((0, 0), root, ())}
+        return [(fingerprint, code, (0, 0))]
 
     def expand(self) -> dict[int, list[Claim]]:
         """Successors of this shard's level, kept; their claims, by owning shard."""
         explorer, report = self.explorer, self.report
-        found: dict[bytes, dict[int, tuple[World, tuple[Choice, ...]]]] = {}
+        found: dict[tuple[bytes, int], tuple[Place, World, tuple[Choice, ...]]] = {}
+        claims: dict[int, list[Claim]] = {}
         level, self.level = self.level, []
         level.reverse()
         while level:
-            world, path = level.pop()  # dropped once expanded, as the one-process search does
+            world, path, number = level.pop()  # dropped once expanded, as the one-process search does
             if explorer.max_depth is not None and len(path) >= explorer.max_depth:
                 if any(True for _ in explorer.choices(world)):
                     report.complete = False
@@ -101,80 +108,79 @@ class Shard:
             successors = explorer.successors(world)
             if not successors and explorer.terminal and not world.held:
                 report.terminal_states += 1
-                explorer._check(world, path, report, self.violated, explorer.terminal)
-            for choice, nxt in successors:
+                self._check(world, path, (len(path), number, -1), explorer.terminal)
+            for i, (choice, nxt) in enumerate(successors):
                 report.transitions += 1
                 for _party, state, event in nxt.ignored:
                     report.unhandled[(state, event)] += 1
                 fingerprint, code = explorer.fingerprint(nxt), _code(explorer.rank(nxt))
-                ranks = found.setdefault(fingerprint, {})
-                if code not in ranks:  # the first of this shard's equal successors
-                    ranks[code] = nxt, path + (choice,)
+                place = number, i
+                # Of equal claims only the first can be granted: keep its world.
+                if (fingerprint, code) not in found:
+                    found[(fingerprint, code)] = place, nxt, path + (choice,)
+                claims.setdefault(owner(fingerprint, self.count), []).append((fingerprint, code, place))
             del world
-        self.found = {}
-        claims: dict[int, list[Claim]] = {}
-        for fingerprint, ranks in found.items():
-            for code, kept in ranks.items():
-                if any(_subsumes(other, code) for other in ranks if other != code):
-                    report.subsumed += 1
-                    continue
-                self.found[(fingerprint, code)] = kept
-                claims.setdefault(owner(fingerprint, self.count), []).append((fingerprint, code))
+        self.found = found
         return claims
 
-    def judge(self, claims: dict[int, list[Claim]]) -> dict[int, list[Claim]]:
-        """This shard's decision on the claims it owns (by claiming shard): granted, or
-        subsumed by an explored world or another claim of this level."""
-        by_state: dict[bytes, list[tuple[int, int]]] = {}
-        for shard in sorted(claims):
-            for fingerprint, code in claims[shard]:
-                by_state.setdefault(fingerprint, []).append((code, shard))
-        granted: dict[int, list[Claim]] = {}
-        seen = self.seen
-        for fingerprint, wanted in by_state.items():
-            explored = seen.get(fingerprint, ())
-            explored = (explored,) if type(explored) is int else explored
-            codes = {code for code, _ in wanted}
-            new = []
-            for code in sorted(codes):
-                if (any(_subsumes(r, code) for r in explored)
-                        or any(_subsumes(other, code) for other in codes if other != code)):
-                    # A world of this state was explored, or is about to be, with a rank
-                    # that subsumes this one (the same rank again is no subsumption).
-                    self.report.subsumed += code not in explored
+    def judge(self, claims: dict[int, list[Claim]]) -> list[tuple[bytes, int, Place, int]]:
+        """This shard's decision on the claims it owns: those granted, with the shard that
+        found each. In order of place, as the one-process search meets them: a claim is
+        granted unless a world of its state was explored with a rank that subsumes it."""
+        ordered = sorted((place, fingerprint, code, shard)
+                         for shard, owned in claims.items() for fingerprint, code, place in owned)
+        seen, report = self.seen, self.report
+        granted = []
+        for place, fingerprint, code, shard in ordered:
+            ranks = seen.get(fingerprint)
+            if ranks is not None:
+                ranks = (ranks,) if type(ranks) is int else ranks
+                if any(_subsumes(r, code) for r in ranks):
+                    report.subsumed += code not in ranks
                     continue
-                # Of the shards that found it, one its fingerprint picks: no shard is
-                # favoured, and the levels stay evenly spread.
-                finders = sorted({shard for c, shard in wanted if c == code})
-                winner = finders[int.from_bytes(fingerprint[8:12], "big") % len(finders)]
-                granted.setdefault(winner, []).append((fingerprint, code))
-                new.append(code)
-            if new:
-                both = (*explored, *new)
-                seen[fingerprint] = both[0] if len(both) == 1 else both
+                seen[fingerprint] = (*ranks, code)
+            else:
+                seen[fingerprint] = code
+            granted.append((fingerprint, code, place, shard))
         return granted
 
-    def accept(self, granted: list[Claim], room: int | None) -> tuple[int, int]:
-        """The granted successors become the next level (at most `room` of them: the
-        states bound), their invariants checked. Returns (worlds in the next level,
-        claims refused, which were subsumed)."""
+    def accept(self, granted: list[Granted], depth: int) -> int:
+        """The granted successors, in their order, become the next level (`depth`); their
+        invariants are checked. Returns the size of the next level."""
         explorer, report = self.explorer, self.report
-        refused = len(self.found) - len(granted)
-        for claim in granted:
-            if room is not None and room <= 0:
-                report.complete = False
-                if "states" not in report.bounded_by:
-                    report.bounded_by.append("states")
-                break
-            world, path = self.found[claim]
+        found = self.found
+        for fingerprint, code, number in granted:
+            place, world, path = found[(fingerprint, code)]
             report.states += 1
             report.max_depth = max(report.max_depth, len(path))
-            explorer._check(world, path, report, self.violated)
-            self.level.append((world, path))
-            if room is not None:
-                room -= 1
+            self._check(world, path, (depth - 1, *place))
+            self.level.append((world, path, number))
         self.found = {}
-        return len(self.level), refused
+        return len(self.level)
+
+    def refuse(self) -> None:
+        """The level's claims beyond the states bound: forgotten, the search incomplete."""
+        self.report.complete = False
+        if "states" not in self.report.bounded_by:
+            self.report.bounded_by.append("states")
+
+    def _check(self, world: World, path: tuple[Choice, ...], moment: Moment, checks: list[Any] | None = None) -> None:
+        """Explorer._check, keeping each invariant's violation the one-process search
+        would have met first."""
+        if checks is None:
+            checks = list(self.explorer.safety)
+            if world.quiet:
+                self.report.quiet_states += 1
+                checks += self.explorer.quiescent
+        for invariant in checks:
+            message = invariant(world)
+            if message is None:
+                continue
+            name = invariant.__name__
+            self.report.violating[name] += 1
+            known = self.first.get(name)
+            if known is None or moment < known[0]:
+                self.first[name] = moment, Violation(name, message, path)
 
     def split(self, index: int, count: int) -> None:
         """Become shard `index` of `count`, from the whole search so far (in a forked
@@ -184,30 +190,42 @@ class Shard:
         self.seen = {k: v for k, v in self.seen.items() if owner(k, count) == index}
         self.level = self.level[index::count]
         self.report = Report()
+        self.first = {}
+        self._gc = gc.get_threshold()  # the lead's collector was restored before the fork
+        gc.freeze()
+        gc.set_threshold(20_000, 10, 10)
 
     # --- moving worlds between shards
 
-    def give(self, count: int) -> list[tuple[Choice, ...]]:
-        """The paths of `count` worlds of the next level, which another shard takes."""
-        given, self.level = self.level[-count:] if count else [], self.level[:-count] if count else self.level
-        return [path for _, path in given]
+    def give(self, count: int) -> list[tuple[tuple[Choice, ...], int]]:
+        """The paths and numbers of `count` worlds of the next level, for another shard."""
+        given, self.level = self.level[len(self.level) - count:], self.level[:len(self.level) - count]
+        return [(path, number) for _, path, number in given]
 
-    def take(self, paths: Sequence[tuple[Choice, ...]]) -> int:
+    def take(self, given: Sequence[tuple[tuple[Choice, ...], int]]) -> int:
         """Worlds given by another shard, rebuilt by replaying their paths."""
-        root = self.root
-        for path in paths:
-            world = root
+        assert self.root is not None
+        for path, number in given:
+            world = self.root
             for choice in path:
                 world = self.explorer.apply(world, choice)
-            self.level.append((world, tuple(path)))
+            self.level.append((world, tuple(path), number))
         return len(self.level)
 
     # --- the end
 
+    def release(self) -> None:
+        """The collector as it was before the search."""
+        if self._gc is not None:
+            gc.set_threshold(*self._gc)
+            gc.unfreeze()
+            self._gc = None
+
     def result(self, fingerprints: bool) -> dict[str, Any]:
+        self.release()
         r = self.report
         return {"states": r.states, "transitions": r.transitions, "max_depth": r.max_depth,
-                "complete": r.complete, "bounded_by": r.bounded_by, "violations": r.violations,
+                "complete": r.complete, "bounded_by": r.bounded_by, "first": list(self.first.values()),
                 "violating": r.violating, "unhandled": r.unhandled, "quiet_states": r.quiet_states,
                 "subsumed": r.subsumed, "terminal_states": r.terminal_states,
                 "seen_bytes": _seen_bytes(self.seen), "distinct": len(self.seen),
@@ -248,11 +266,11 @@ class LocalPool:
             self._processes.append(process)
 
     def call(self, method: str, args: Sequence[tuple[Any, ...]], shards: Sequence[int] | None = None) -> list[Any]:
-        shards = range(self.count) if shards is None else shards
-        for i, a in zip(shards, args):
+        chosen = range(self.count) if shards is None else shards
+        for i, a in zip(chosen, args):
             self._pipes[i].send((method, a))
         results = []
-        for i in shards:
+        for i in chosen:
             ok, value = self._pipes[i].recv()
             if not ok:
                 raise RuntimeError(f"worker {i}: {value}")
@@ -283,7 +301,7 @@ def _serve(lead: Shard | Callable[[], Explorer], index: int, count: int, pipe: A
         error = traceback.format_exc()
         while (request := pipe.recv()) is not None:
             pipe.send((False, error))
-        return
+        os._exit(1)
     while (request := pipe.recv()) is not None:
         method, args = request
         try:
@@ -293,105 +311,147 @@ def _serve(lead: Shard | Callable[[], Explorer], index: int, count: int, pipe: A
     os._exit(0)  # no clean-up of the worlds: the process ends
 
 
-def explore(explorer: Explorer, workers: int, progress: Callable[[Report], None] | None = None) -> Report:
-    """`explorer`'s breadth-first search on `workers` processes of this machine. The
-    first levels are searched here, until a level holds enough worlds to share
-    (`WARM` per worker); then the workers are forked, each inheriting its share of that
-    level, its part of the seen-set and every step remembered so far
-    (runtime.harness.moves), and the search goes on level by level on them."""
-    if explorer.search != "bfs":
-        raise UsageError("the search on several workers is breadth-first: leave search=dfs out, or use one worker")
-    t0 = time.perf_counter()
-    lead = Shard(lambda: explorer, 0, 1)
-    claims = {0: lead.start()}
-    while True:
-        granted = lead.judge(claims)
-        room = None if explorer.max_states is None else explorer.max_states - lead.report.states
-        size, _ = lead.accept(granted.get(0, []), room)
-        if not size or size >= WARM * workers or not lead.report.complete:
-            break
-        claims = {0: [c for owned in lead.expand().values() for c in owned]}
-    if not lead.level or workers == 1 or not lead.report.complete:
-        while lead.level:  # finish here
-            claims = {0: [c for owned in lead.expand().values() for c in owned]}
-            room = None if explorer.max_states is None else explorer.max_states - lead.report.states
-            lead.accept(lead.judge(claims).get(0, []), room)
-        return _merge([lead.result(explorer.digest_states)], t0)
-    prefix = lead.result(False)
-    prefix["distinct"] = prefix["seen_bytes"] = 0  # the workers hold the seen-set now
-    pool = LocalPool(lead, workers)
-    try:
-        return search(pool, prefix, explorer.max_states, explorer.digest_states, progress, t0)
-    finally:
-        pool.close()
+class _Here:
+    """One shard in this process, as a pool: the levels searched before the workers fork."""
+
+    count = 1
+
+    def __init__(self, shard: Shard) -> None:
+        self.shard = shard
+
+    def call(self, method: str, args: Sequence[tuple[Any, ...]], shards: Sequence[int] | None = None) -> list[Any]:
+        return [getattr(self.shard, method)(*a) for a in args]
+
+    def close(self) -> None:
+        pass
 
 
-BALANCE = True
 WARM = 64  # worlds per worker in the level at which the workers are forked
 
 
-def search(pool: Pool, prefix: dict[str, Any] | None = None, max_states: int | None = None, digest: bool = False,
-           progress: Callable[[Report], None] | None = None, t0: float | None = None) -> Report:
-    """The breadth-first search on the pool's shards; the report as `Explorer.run`'s.
-    `prefix`: the result of the levels searched before (the shards hold the next), else
-    the shards start from the initial world."""
-    t0 = time.perf_counter() if t0 is None else t0
+def explore(explorer: Explorer, workers: int, progress: Callable[[Report], None] | None = None) -> Report:
+    """`explorer`'s breadth-first search on `workers` processes of this machine. The
+    first levels are searched here, until a level holds enough worlds to share (`WARM`
+    per worker); then the workers are forked, each inheriting its share of that level,
+    its part of the seen-set and every step remembered so far (runtime.harness.moves),
+    and the search goes on level by level on them."""
+    if explorer.search != "bfs":
+        raise UsageError("the search on several workers is breadth-first: leave search=dfs out, or use one worker")
+    lead = Shard(lambda: explorer, 0, 1)
+    here = _Here(lead)
+    level = _Level(here, explorer.max_states, explorer.digest_states)
+    try:
+        level.start()
+        while level.go_on() and (workers == 1 or level.size < WARM * workers):
+            level.next()
+        if not level.go_on() or workers == 1:
+            return level.finish()
+        prefix = lead.result(False)
+        prefix["distinct"] = prefix["seen_bytes"] = 0  # the workers hold the seen-set now
+        pool = LocalPool(lead, workers)
+        try:
+            return search(pool, level.carry_on(pool, prefix), progress)
+        finally:
+            pool.close()
+    finally:
+        lead.release()
+
+
+def search(pool: Pool, level: _Level | None = None, progress: Callable[[Report], None] | None = None,
+           max_states: int | None = None, digest: bool = False) -> Report:
+    """The breadth-first search on the pool's shards, from the initial world or from
+    `level` (levels searched before); the report as `Explorer.run`'s."""
+    if level is None:
+        level = _Level(pool, max_states, digest)
+        level.start()
     last = time.perf_counter()
-    n = pool.count
-    report = Report()
-    report.states = prefix["states"] if prefix else 0
-    if prefix is None:
-        claims = pool.call("start", [() for _ in range(n)])
-        root = claims[0][0]
-        judged = [({0: claims[0]} if owner(root[0], n) == i else {},) for i in range(n)]
-    while True:
-        if prefix is not None or report.states:
-            expanded = pool.call("expand", [() for _ in range(n)])
-            pending: dict[int, dict[int, list[Claim]]] = {}
-            for shard, by_owner in enumerate(expanded):
-                for owning, owned in by_owner.items():
-                    pending.setdefault(owning, {})[shard] = owned
-            judged = [(pending.get(i, {}),) for i in range(n)]
-        verdicts = pool.call("judge", judged)
-        granted: list[list[Claim]] = [[] for _ in range(n)]
-        for by_shard in verdicts:
-            for shard, claims_ in by_shard.items():
-                granted[shard].extend(claims_)
-        room = None if max_states is None else max_states - report.states
-        args = []
-        for i in range(n):
-            share = None if room is None else max(0, min(len(granted[i]), room))
-            if room is not None:
-                room -= share or 0
-            args.append((granted[i], share))
-        sizes = [size for size, _ in pool.call("accept", args)]
-        report.states += sum(len(g) if share is None else share for g, share in args)
-        if not any(sizes) or (max_states is not None and report.states >= max_states):
-            break
-        if BALANCE: _balance(pool, sizes)
+    while level.go_on():
+        level.next()
         if progress is not None and time.perf_counter() - last > 0.2:
             last = time.perf_counter()
-            report.seconds = last - t0
-            progress(report)
-    results = pool.call("result", [(digest,) for _ in range(n)])
-    return _merge(results + ([prefix] if prefix else []), t0, workers=n)
+            progress(level.progress())
+    return level.finish()
+
+
+class _Level:
+    """The coordinator's side of the search: the rounds of each level on a pool."""
+
+    def __init__(self, pool: Pool, max_states: int | None, digest: bool) -> None:
+        self.pool, self.max_states, self.digest = pool, max_states, digest
+        self.t0 = time.perf_counter()
+        self.depth = 0  # of the level the shards hold
+        self.size = 0  # worlds in it
+        self.states = 0  # accepted so far
+        self.bounded = False
+        self.prefix: dict[str, Any] | None = None
+
+    def start(self) -> None:
+        claims = self.pool.call("start", [() for _ in range(self.pool.count)])
+        self._decide({owner(claims[0][0][0], self.pool.count): {0: claims[0]}}, depth=0)
+
+    def go_on(self) -> bool:
+        return self.size > 0 and not self.bounded
+
+    def next(self) -> None:
+        n = self.pool.count
+        expanded = self.pool.call("expand", [() for _ in range(n)])
+        by_owner: dict[int, dict[int, list[Claim]]] = {}
+        for shard, claims in enumerate(expanded):
+            for owning, owned in claims.items():
+                by_owner.setdefault(owning, {})[shard] = owned
+        self._decide(by_owner, self.depth + 1)
+
+    def _decide(self, by_owner: dict[int, dict[int, list[Claim]]], depth: int) -> None:
+        """Judge the claims at their owners, number the granted ones in the one-process
+        search's order, and have their finders accept them."""
+        n = self.pool.count
+        verdicts = self.pool.call("judge", [(by_owner.get(i, {}),) for i in range(n)])
+        granted = sorted((place, fingerprint, code, shard) for judged in verdicts
+                         for fingerprint, code, place, shard in judged)
+        if self.max_states is not None and self.states + len(granted) > self.max_states:
+            granted = granted[:max(0, self.max_states - self.states)]
+            self.bounded = True
+            self.pool.call("refuse", [() for _ in range(n)])
+        shares: list[list[Granted]] = [[] for _ in range(n)]
+        for number, (_place, fingerprint, code, shard) in enumerate(granted):
+            shares[shard].append((fingerprint, code, number))
+        sizes = self.pool.call("accept", [(share, depth) for share in shares])
+        self.states += len(granted)
+        self.depth, self.size = depth, sum(sizes)
+        if self.size and BALANCE:
+            _balance(self.pool, sizes)
+
+    def carry_on(self, pool: Pool, prefix: dict[str, Any]) -> _Level:
+        """This search, its next levels on `pool` (whose shards hold the current one)."""
+        self.pool, self.prefix = pool, prefix
+        return self
+
+    def progress(self) -> Report:
+        report = Report(states=self.states, max_depth=self.depth)
+        report.seconds = time.perf_counter() - self.t0
+        report.workers = self.pool.count
+        return report
+
+    def finish(self) -> Report:
+        results = self.pool.call("result", [(self.digest,) for _ in range(self.pool.count)])
+        return _merge(results + ([self.prefix] if self.prefix else []), self.t0, workers=self.pool.count)
+
+
+BALANCE = True
 
 
 def _balance(pool: Pool, sizes: list[int]) -> None:
     """Even out the next level: the largest shares give worlds (as paths) to the
-    smallest, where the spread is worth the replays (more than a fifth of the mean)."""
-    total = sum(sizes)
-    mean = total / len(sizes)
-    if total < 2 * len(sizes) or max(sizes) - min(sizes) <= max(1.0, mean / 4):
+    smallest, where the spread is worth the replays (more than a quarter of the mean)."""
+    mean = sum(sizes) / len(sizes)
+    if sum(sizes) < 2 * len(sizes):
         return
     order = sorted(range(len(sizes)), key=lambda i: sizes[i])
-    while order and sizes[order[-1]] - sizes[order[0]] > max(1.0, mean / 4):
+    while sizes[order[-1]] - sizes[order[0]] > max(1.0, mean / 4):
         rich, poor = order[-1], order[0]
-        count = int((sizes[rich] - sizes[poor]) // 2)
-        if count <= 0:
-            break
-        paths = pool.call("give", [(count,)], [rich])[0]
-        pool.call("take", [(paths,)], [poor])
+        count = (sizes[rich] - sizes[poor]) // 2
+        given = pool.call("give", [(count,)], [rich])[0]
+        pool.call("take", [(given,)], [poor])
         sizes[rich] -= count
         sizes[poor] += count
         order = sorted(range(len(sizes)), key=lambda i: sizes[i])
@@ -412,17 +472,14 @@ def _merge(results: list[dict[str, Any]], t0: float, workers: int = 1) -> Report
     report.seen_bytes = sum(r["seen_bytes"] for r in results)
     report.distinct = sum(r["distinct"] for r in results)
     report.workers = workers
-    # The shortest counterexample of each invariant (all shards search level by level);
-    # of equally short ones, the first in the order of their steps' text, so that the
-    # choice does not depend on which worker found which.
-    shortest: dict[str, Violation] = {}
+    # Each invariant's first violation, and the violations in the order met, as the
+    # one-process search reports them.
+    first: dict[str, tuple[Moment, Violation]] = {}
     for r in results:
-        for v in r["violations"]:
-            best = shortest.get(v.invariant)
-            if best is None or (len(v.path), [str(c) for c in v.path]) < (len(best.path), [str(c) for c in best.path]):
-                shortest[v.invariant] = v
-    order = {v.invariant: i for r in results for i, v in enumerate(r["violations"])}
-    report.violations = sorted(shortest.values(), key=lambda v: (len(v.path), order[v.invariant]))
+        for moment, v in r["first"]:
+            if v.invariant not in first or moment < first[v.invariant][0]:
+                first[v.invariant] = moment, v
+    report.violations = [v for _, v in sorted(first.values(), key=lambda mv: mv[0])]
     if results[0]["fingerprints"] is not None:
         report.digest = combine(b"".join(sorted(f for r in results for f in r["fingerprints"] or ()))).hex()
     report.seconds = time.perf_counter() - t0
