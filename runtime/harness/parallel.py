@@ -30,6 +30,7 @@ processes and talks over pipes; fsmc.cluster's pool calls Dask actors.
 from __future__ import annotations
 
 import gc
+import heapq
 import multiprocessing
 import os
 import time
@@ -46,7 +47,6 @@ __all__ = ["LocalPool", "Pool", "Shard", "explore", "owner", "search"]
 
 Place = tuple[int, int]  # (the parent's number in its level, the successor's among the parent's)
 Claim = tuple[bytes, int, Place]  # (fingerprint, rank code, place)
-Granted = tuple[bytes, int, int]  # (fingerprint, rank code, number in the next level)
 # When the one-process search meets a check: (the depth of the world it is expanding, that
 # world's number in its level, the successor's index among its successors; -1 for the
 # expanded world's own terminal check).
@@ -68,7 +68,8 @@ class Shard:
         self.index, self.count = index, count
         self.seen: dict[bytes, int | tuple[int, ...]] = {}
         self.level: list[tuple[World, tuple[Choice, ...], int]] = []  # (world, path, number)
-        self.found: dict[tuple[bytes, int], tuple[Place, World, tuple[Choice, ...]]] = {}
+        self.kept: dict[Place, tuple[World, tuple[Choice, ...]]] = {}  # successors that may be granted
+        self.mine: list[Claim] = []  # the claims of this level that this shard owns
         self.report = Report()
         self.first: dict[str, tuple[Moment, Violation]] = {}  # invariant -> its first violation
         self.root: World | None = None
@@ -87,16 +88,21 @@ class Shard:
         if self.index != 0:
             return []
         fingerprint, code = self.explorer.fingerprint(root), _code(self.explorer.rank(root))
-        self.found = {(fingerprint, code): ((0, 0), root, ())}
+        self.kept = {(0, 0): (root, ())}
         return [(fingerprint, code, (0, 0))]
 
     def expand(self) -> dict[int, list[Claim]]:
-        """Successors of this shard's level, kept; their claims, by owning shard."""
+        """Successors of this shard's level, kept; their claims, by owning shard (those
+        this shard owns stay here, for its `judge`)."""
         explorer, report = self.explorer, self.report
-        found: dict[tuple[bytes, int], tuple[Place, World, tuple[Choice, ...]]] = {}
+        kept: dict[Place, tuple[World, tuple[Choice, ...]]] = {}
+        first: set[tuple[bytes, int]] = set()
         claims: dict[int, list[Claim]] = {}
+        count, index = self.count, self.index
         level, self.level = self.level, []
-        level.reverse()
+        # In order of number (worlds taken from another shard come last): a shard's
+        # first of equal claims is then its earliest.
+        level.sort(key=lambda entry: -entry[2])
         while level:
             world, path, number = level.pop()  # dropped once expanded, as the one-process search does
             if explorer.max_depth is not None and len(path) >= explorer.max_depth:
@@ -116,19 +122,26 @@ class Shard:
                 fingerprint, code = explorer.fingerprint(nxt), _code(explorer.rank(nxt))
                 place = number, i
                 # Of equal claims only the first can be granted: keep its world.
-                if (fingerprint, code) not in found:
-                    found[(fingerprint, code)] = place, nxt, path + (choice,)
-                claims.setdefault(owner(fingerprint, self.count), []).append((fingerprint, code, place))
+                if (fingerprint, code) not in first:
+                    first.add((fingerprint, code))
+                    kept[place] = nxt, path + (choice,)
+                owning = int.from_bytes(fingerprint[:8], "big") % count
+                claims.setdefault(owning, []).append((fingerprint, code, place))
             del world
-        self.found = found
+        self.kept = kept
+        self.mine = claims.pop(index, [])
         return claims
 
-    def judge(self, claims: dict[int, list[Claim]]) -> list[tuple[bytes, int, Place, int]]:
-        """This shard's decision on the claims it owns: those granted, with the shard that
+    def judge(self, claims: dict[int, list[Claim]]) -> list[tuple[Place, int]]:
+        """This shard's decision on the claims it owns (its own and those other shards
+        sent, by shard): the places of those granted, in order, with the shard that
         found each. In order of place, as the one-process search meets them: a claim is
         granted unless a world of its state was explored with a rank that subsumes it."""
-        ordered = sorted((place, fingerprint, code, shard)
-                         for shard, owned in claims.items() for fingerprint, code, place in owned)
+        ordered = [(place, fingerprint, code, shard)
+                   for shard, owned in claims.items() for fingerprint, code, place in owned]
+        ordered.extend((place, fingerprint, code, self.index) for fingerprint, code, place in self.mine)
+        ordered.sort()
+        self.mine = []
         seen, report = self.seen, self.report
         granted = []
         for place, fingerprint, code, shard in ordered:
@@ -141,21 +154,20 @@ class Shard:
                 seen[fingerprint] = (*ranks, code)
             else:
                 seen[fingerprint] = code
-            granted.append((fingerprint, code, place, shard))
+            granted.append((place, shard))
         return granted
 
-    def accept(self, granted: list[Granted], depth: int) -> int:
-        """The granted successors, in their order, become the next level (`depth`); their
-        invariants are checked. Returns the size of the next level."""
-        explorer, report = self.explorer, self.report
-        found = self.found
-        for fingerprint, code, number in granted:
-            place, world, path = found[(fingerprint, code)]
+    def accept(self, granted: list[tuple[Place, int]], depth: int) -> int:
+        """The granted successors (place, number), in their order, become the next level
+        (`depth`); their invariants are checked. Returns the size of the next level."""
+        report, kept = self.report, self.kept
+        for place, number in granted:
+            world, path = kept[place]
             report.states += 1
             report.max_depth = max(report.max_depth, len(path))
             self._check(world, path, (depth - 1, *place))
             self.level.append((world, path, number))
-        self.found = {}
+        self.kept = {}
         return len(self.level)
 
     def refuse(self) -> None:
@@ -203,13 +215,21 @@ class Shard:
         return [(path, number) for _, path, number in given]
 
     def take(self, given: Sequence[tuple[tuple[Choice, ...], int]]) -> int:
-        """Worlds given by another shard, rebuilt by replaying their paths."""
+        """Worlds given by another shard, rebuilt by replaying their paths: in order of
+        path, each from the world where it leaves the path before it (paths of one level
+        share most of their steps), so each step of their tree is replayed once."""
         assert self.root is not None
-        for path, number in given:
-            world = self.root
-            for choice in path:
-                world = self.explorer.apply(world, choice)
-            self.level.append((world, tuple(path), number))
+        trail: list[World] = [self.root]  # the worlds along the last path replayed
+        last: tuple[Choice, ...] = ()
+        for path, number in sorted(given, key=lambda entry: [str(c) for c in entry[0]]):
+            shared = 0
+            while shared < min(len(path), len(last)) and path[shared] == last[shared]:
+                shared += 1
+            del trail[shared + 1:]
+            for choice in path[shared:]:
+                trail.append(self.explorer.apply(trail[-1], choice))
+            last = tuple(path)
+            self.level.append((trail[-1], last, number))
         return len(self.level)
 
     # --- the end
@@ -406,20 +426,19 @@ class _Level:
         search's order, and have their finders accept them."""
         n = self.pool.count
         verdicts = self.pool.call("judge", [(by_owner.get(i, {}),) for i in range(n)])
-        granted = sorted((place, fingerprint, code, shard) for judged in verdicts
-                         for fingerprint, code, place, shard in judged)
+        granted = list(heapq.merge(*verdicts))  # each owner's in order of place
         if self.max_states is not None and self.states + len(granted) > self.max_states:
             granted = granted[:max(0, self.max_states - self.states)]
             self.bounded = True
             self.pool.call("refuse", [() for _ in range(n)])
-        shares: list[list[Granted]] = [[] for _ in range(n)]
-        for number, (_place, fingerprint, code, shard) in enumerate(granted):
-            shares[shard].append((fingerprint, code, number))
+        shares: list[list[tuple[Place, int]]] = [[] for _ in range(n)]
+        for number, (place, shard) in enumerate(granted):
+            shares[shard].append((place, number))
         sizes = self.pool.call("accept", [(share, depth) for share in shares])
         self.states += len(granted)
         self.depth, self.size = depth, sum(sizes)
         if self.size and BALANCE:
-            _balance(self.pool, sizes)
+            _balance(self.pool, sizes, depth)
 
     def carry_on(self, pool: Pool, prefix: dict[str, Any]) -> _Level:
         """This search, its next levels on `pool` (whose shards hold the current one)."""
@@ -440,14 +459,17 @@ class _Level:
 BALANCE = True
 
 
-def _balance(pool: Pool, sizes: list[int]) -> None:
+def _balance(pool: Pool, sizes: list[int], depth: int) -> None:
     """Even out the next level: the largest shares give worlds (as paths) to the
-    smallest, where the spread is worth the replays (more than a quarter of the mean)."""
+    smallest. A world moved costs its path's replay, so only where the spread is worth
+    it: in the first levels (whose worlds have the largest futures and the shortest
+    paths) when it exceeds a tenth of the mean, later when it exceeds a fifth."""
     mean = sum(sizes) / len(sizes)
     if sum(sizes) < 2 * len(sizes):
         return
+    spread = mean / 10 if depth <= EARLY else mean / 5
     order = sorted(range(len(sizes)), key=lambda i: sizes[i])
-    while sizes[order[-1]] - sizes[order[0]] > max(1.0, mean / 4):
+    while sizes[order[-1]] - sizes[order[0]] > max(1.0, spread):
         rich, poor = order[-1], order[0]
         count = (sizes[rich] - sizes[poor]) // 2
         given = pool.call("give", [(count,)], [rich])[0]
@@ -455,6 +477,9 @@ def _balance(pool: Pool, sizes: list[int]) -> None:
         sizes[rich] -= count
         sizes[poor] += count
         order = sorted(range(len(sizes)), key=lambda i: sizes[i])
+
+
+EARLY = 12  # levels
 
 
 def _merge(results: list[dict[str, Any]], t0: float, workers: int = 1) -> Report:
