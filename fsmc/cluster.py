@@ -36,6 +36,9 @@ def scenario_explorer(path: str, overrides: dict[str, Any], reduce: bool = True)
     return Explorer.for_scenario(load_scenario(Path(path)), reduce=reduce, **overrides)
 
 
+CONNECT_TIMEOUT = 10  # seconds to wait for the scheduler
+
+
 class DaskPool:
     """Shards as actors on the workers of the Dask cluster at `address`, one per worker
     (or `count`, spread over the workers in turn)."""
@@ -46,7 +49,7 @@ class DaskPool:
         except ImportError as e:  # pragma: no cover - an extra of the package
             raise UsageError("--cluster needs Dask's distributed package: pip install 'fsmc[cluster]'") from e
         try:
-            self.client = Client(address, timeout=10)
+            self.client = Client(address, timeout=CONNECT_TIMEOUT)
         except OSError as e:
             raise UsageError(f"--cluster {address}: no Dask scheduler answers there ({e})") from e
         workers = sorted(self.client.scheduler_info()["workers"])
@@ -75,6 +78,6 @@ def explore(address: str, scenario_path: Path, overrides: dict[str, Any], *, red
     pool = DaskPool(address, functools.partial(scenario_explorer, str(scenario_path.resolve()), overrides, reduce),
                     count)
     try:
-        return search(pool, None, max_states, digest, progress)
+        return search(pool, progress=progress, max_states=max_states, digest=digest)
     finally:
         pool.close()
