@@ -1,92 +1,175 @@
-"""States per second of systematic exploration, against a plain simulation in the same run.
+"""States per second of systematic exploration, against the explorer as it was before its
+optimisations, in the same run.
 
-Each exploration runs a KeySync scenario under one fault model and prints its state and
-transition counts, depth, time and rate, whether it completed, and which invariants it
-found violated. The baseline is the same scenario run as a plain simulation (one path,
-no copies, no hashing) in this process: the ratio says what one explored transition
-costs against one simulated delivery.
+The baseline is the explorer of the tagged commit `explore-baseline` (the commit itself
+when the tag is not in the clone), checked out in a git worktree beside the project and
+run on the same scenarios, each exploration in a process of its own (so that each peak
+memory is its own). Every row of the new explorer with one worker and the same search
+order as a baseline row must explore the same number of worlds and transitions and
+violate the same invariants; the bench says MISMATCH and exits 1 where it does not.
 
-    python bench/bench_explore.py [--quick] [PROTOCOL ...]
+    python bench/bench_explore.py [--quick] [--no-baseline]
 
---quick: the two-device scenarios only. PROTOCOL: keysync (the draft), keysync_repaired
-(the draft with its defects repaired: the same runs, docs/exploration.md, "The draft
-repaired"); both by default.
+--quick: the form group and the mpENC scenario only. --no-baseline: the new explorer only.
 
-The joins with faults take several minutes each: about 5 with loss (593,000 states), 25
-with duplication (3,600,000 states), 25 with reordering (2,500,000 states).
+Columns: states (explored worlds), transitions, seconds, states/s, the seen-set's bytes
+per state (fingerprints, 16 bytes each, and their table), the process's peak memory, the
+ratio of states/s to the baseline's row (x base) or, for a row on several workers, to the
+same search on one (x 1 w), and the workers. The baseline's faulty joins take several
+minutes each (dup about 10, reorder about 8); the whole bench about 40 minutes.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
-import time
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from fsmc.build import load_scenario
-from runtime.harness.explore import Explorer
-from runtime.harness.simulation import Simulation
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PROTOCOLS = ("keysync", "keysync_repaired")
-FORM = "form_group.toml"
-JOIN = "join_settled_group.toml"
-JOIN_FROM_START = "join_group.toml"  # the group's own start interleaved with the join
+BASELINE_TAG = "explore-baseline"
+BASELINE_COMMIT = "4f58e4776b65115d5a3972400b35604dc1d8be19"  # the tag's commit, for clones without tags
+CORES = len(os.sched_getaffinity(0))
 
-RUNS: list[tuple[str, str, dict[str, object]]] = [
-    (FORM, "none", {}),
-    (FORM, "loss", {"faults": frozenset({"loss"}), "max_faults": 1}),
-    (FORM, "dup", {"faults": frozenset({"dup"}), "max_faults": 1}),
-    (FORM, "reorder", {"faults": frozenset({"reorder"}), "max_faults": 1}),
-    (FORM, "loss,dup,reorder", {"faults": frozenset({"loss", "dup", "reorder"}), "max_faults": 1}),
-    (FORM, "loss + timeouts", {"faults": frozenset({"loss"}), "max_faults": 1, "timeouts": 1}),
-    (FORM, "none, 2 answers", {"user_events": 2}),
-    (JOIN, "none", {}),
-    # Depth first: a level of the join's faulty spaces does not fit in memory breadth first.
-    (JOIN, "loss (dfs)", {"faults": frozenset({"loss"}), "max_faults": 1, "search": "dfs"}),
-    (JOIN, "dup (dfs)", {"faults": frozenset({"dup"}), "max_faults": 1, "search": "dfs"}),
-    (JOIN, "reorder (dfs)", {"faults": frozenset({"reorder"}), "max_faults": 1, "search": "dfs"}),
-    (JOIN_FROM_START, "none (dfs)", {"search": "dfs"}),
+ALL = ["loss", "dup", "reorder"]
+
+
+@dataclass(frozen=True)
+class Run:
+    protocol: str
+    scenario: str
+    faults: str  # as the table shows them
+    settings: dict[str, Any] = field(default_factory=dict)
+    baseline: bool = True  # also run on the baseline (one worker, same search)
+    workers: tuple[int, ...] = (1,)
+
+
+FORM, JOIN = "form_group.toml", "join_settled_group.toml"
+RUNS = [
+    Run("keysync_repaired", FORM, "none"),
+    Run("keysync_repaired", FORM, "loss,dup,reorder", {"faults": ALL, "max_faults": 1}),
+    Run("keysync_repaired", FORM, "loss,dup,reorder x2", {"faults": ALL, "max_faults": 2}, workers=(1, CORES)),
+    Run("mpenc", "concurrent.toml", "loss,dup,reorder x2", {"faults": ALL, "max_faults": 2}, workers=(1, CORES)),
+    Run("keysync", JOIN, "none", workers=(1, CORES)),
+    Run("keysync_repaired", JOIN, "none", workers=(1, CORES)),
+    # Depth first, as the baseline had to (a level of these did not fit in its memory).
+    Run("keysync_repaired", JOIN, "loss (dfs)", {"faults": ["loss"], "max_faults": 1, "search": "dfs"}),
+    Run("keysync_repaired", JOIN, "dup (dfs)", {"faults": ["dup"], "max_faults": 1, "search": "dfs"}),
+    Run("keysync_repaired", JOIN, "reorder (dfs)", {"faults": ["reorder"], "max_faults": 1, "search": "dfs"}),
+    # Breadth first, on one worker and on every core (the baseline did not hold these).
+    Run("keysync_repaired", JOIN, "loss", {"faults": ["loss"], "max_faults": 1}, False, (1, CORES)),
+    Run("keysync_repaired", JOIN, "dup", {"faults": ["dup"], "max_faults": 1}, False, (1, CORES)),
+    Run("keysync_repaired", JOIN, "reorder", {"faults": ["reorder"], "max_faults": 1}, False, (1, CORES)),
+    Run("keysync_repaired", JOIN, "loss x2", {"faults": ["loss"], "max_faults": 2}, False, (CORES,)),
 ]
+QUICK = [r for r in RUNS if r.scenario != JOIN]
+
+# One exploration, in a process of its own, in the tree it runs in (the project or the
+# baseline's worktree): its report as JSON. The baseline's Explorer takes the same
+# settings; what it does not report (the seen-set's size, workers) is left out.
+RUNNER = r"""
+import json, resource, sys, time
+from pathlib import Path
+from fsmc.build import load_scenario
+from runtime.harness.explore import Explorer
+spec = json.loads(sys.argv[1])
+settings = dict(spec["settings"])
+if "faults" in settings:
+    settings["faults"] = frozenset(settings["faults"])
+explorer = Explorer(load_scenario(Path(spec["scenario"])), **settings)
+if spec["workers"] > 1:
+    from runtime.harness import parallel
+    report = parallel.explore(explorer, spec["workers"])
+else:
+    report = explorer.run()
+rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.dumps({"states": report.states, "transitions": report.transitions, "seconds": report.seconds,
+                  "violated": sorted(report.violating), "complete": report.complete,
+                  "seen_bytes": getattr(report, "seen_bytes", None), "workers": getattr(report, "workers", 1),
+                  "peak": rss * 1024}))
+"""
 
 
-def _scenarios(protocol: str) -> Path:
-    return ROOT / "protocols" / protocol / "scenarios"
+def baseline_tree(where: Path) -> Path:
+    """A worktree of the baseline commit at `where` (made once, reused)."""
+    if (where / "runtime" / "harness" / "explore.py").exists():
+        return where
+    commit = BASELINE_TAG
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "-q", "--verify", f"{BASELINE_TAG}^{{commit}}"],
+                      capture_output=True).returncode != 0:
+        commit = BASELINE_COMMIT
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(where), commit], check=True,
+                   capture_output=True)
+    return where
 
 
-def simulated_delivery_cost(protocol: str, name: str) -> float:
-    """Seconds per delivery of the scenario run as a plain simulation."""
-    scenario = load_scenario(_scenarios(protocol) / name)
-    deliveries, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < 1.0:
-        result = Simulation(scenario).run()
-        deliveries += sum(1 for e in result.trace if e.kind in ("receive", "ignored", "drop"))
-    return (time.perf_counter() - t0) / deliveries
+def measure(tree: Path, run: Run, workers: int, cache: Path) -> dict[str, Any]:
+    spec = {"scenario": str(tree / "protocols" / run.protocol / "scenarios" / run.scenario),
+            "settings": run.settings, "workers": workers}
+    # Each tree compiles the protocols with its own compiler, into a cache of its own.
+    env = {**os.environ, "PYTHONPATH": str(tree), "FSMC_CACHE": str(cache)}
+    done = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(spec)], cwd=tree, env=env, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{run.protocol} {run.scenario} {run.faults} in {tree}:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(quick: bool, protocols: list[str]) -> None:
-    names = (FORM,) if quick else (FORM, JOIN, JOIN_FROM_START)
-    baseline = {(p, name): simulated_delivery_cost(p, name) for p in protocols for name in names}
-    for (protocol, name), cost in baseline.items():
-        print(f"baseline: {protocol} {name} as a simulation: {1 / cost:,.0f} deliveries/s")
-    print()
-    header = f"{'protocol':17} {'scenario':26} {'faults':18} {'states':>8} {'trans':>8} {'depth':>5} " \
-             f"{'time s':>7} {'states/s':>8} {'x sim':>6}  result"
-    print(header)
-    print("-" * len(header))
-    for protocol, (name, label, settings) in ((p, run) for p in protocols for run in RUNS):
-        if quick and name != FORM:
-            continue
-        explorer = Explorer(load_scenario(_scenarios(protocol) / name), **settings)  # type: ignore[arg-type]
-        report = explorer.run()
-        per_transition = report.seconds / max(report.transitions, 1)
-        verdict = "complete" if report.complete else f"bounded by {', '.join(report.bounded_by)}"
-        if report.violations:
-            verdict += ": violated " + ", ".join(v.invariant for v in report.violations)
-        x_sim = per_transition / baseline[protocol, name]
-        print(f"{protocol:17} {name:26} {label:18} {report.states:8} {report.transitions:8} {report.max_depth:5} "
-              f"{report.seconds:7.1f} {report.states_per_second:8.0f} {x_sim:6.1f}  {verdict}", flush=True)
+def row(run: Run, search: str, r: dict[str, Any], ratio: str, label: str = "") -> str:
+    rate = r["states"] / r["seconds"] if r["seconds"] else 0.0
+    per_state = f"{r['seen_bytes'] / r['states']:.0f}" if r.get("seen_bytes") else "-"
+    verdict = "complete" if r["complete"] else "bounded"
+    if r["violated"]:
+        verdict += ": " + ", ".join(r["violated"])
+    return (f"{label or run.protocol:17} {run.scenario.removesuffix('.toml'):19} {run.faults:20} {search:6} "
+            f"{r['states']:9} {r['transitions']:9} {r['seconds']:8.1f} {rate:8.0f} {per_state:>6} "
+            f"{r['peak'] / 2**20:7.0f} {ratio:>7} {r['workers']:3}  {verdict}")
+
+
+def main(quick: bool, with_baseline: bool) -> int:
+    runs = QUICK if quick else RUNS
+    mismatches = 0
+    with tempfile.TemporaryDirectory(prefix="fsmc-bench-") as tmp:
+        base = baseline_tree(ROOT / ".bench-baseline") if with_baseline else None
+        header = (f"{'protocol':17} {'scenario':19} {'faults':20} {'search':6} {'states':>9} {'trans':>9} "
+                  f"{'seconds':>8} {'states/s':>8} {'B/st':>6} {'peak MB':>7} {'ratio':>7} {'w':>3}  result")
+        print(f"baseline: {BASELINE_TAG} in {base}" if base else "baseline: none (--no-baseline)")
+        print(header)
+        print("-" * len(header))
+        for run in runs:
+            search = str(run.settings.get("search", "bfs"))
+            old = None
+            if base is not None and run.baseline:
+                old = measure(base, run, 1, Path(tmp) / "baseline-cache")
+                print(row(run, search, old, "", "  baseline"), flush=True)
+            one = None
+            for workers in run.workers:
+                new = measure(ROOT, run, workers, Path(tmp) / "cache")
+                ratio = ""
+                if workers == 1 and old is not None:
+                    ratio = f"{(new['states'] / new['seconds']) / (old['states'] / old['seconds']):.1f}x base"
+                    if (new["states"], new["transitions"], new["violated"]) != \
+                            (old["states"], old["transitions"], old["violated"]):
+                        mismatches += 1
+                        ratio = "MISMATCH"
+                elif workers > 1 and one is not None:
+                    ratio = f"{one['seconds'] / new['seconds']:.2f}x 1 w"
+                    if (new["states"], new["transitions"], new["violated"]) != \
+                            (one["states"], one["transitions"], one["violated"]):
+                        mismatches += 1
+                        ratio = "MISMATCH"
+                if workers == 1:
+                    one = new
+                print(row(run, search, new, ratio), flush=True)
+    if mismatches:
+        print(f"\n{mismatches} MISMATCH(ES): the explorers disagree", file=sys.stderr)
+    return 1 if mismatches else 0
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main("--quick" in args, [a for a in args if not a.startswith("--")] or list(PROTOCOLS))
+    sys.exit(main("--quick" in args, "--no-baseline" not in args))
