@@ -324,10 +324,13 @@ class Explorer:
         self.copy_on_write = True
         self._cow = False
         self.moves = Moves()
+        self._collector = Collector()
         self._numbers: dict[Hashable, int] = {}  # see `_number`
         self._stable: list[bytes] = []  # number -> its part's stable hash
         self._labels: dict[int, tuple[Any, int]] = {}  # id(label) -> (label, its number)
         self._names: list[str] = []  # the parties, in the snapshot's order
+        self._party_at: dict[str, int] = {}  # party -> its place in the snapshot
+        self._receivers: dict[str, int] = {}  # receiver -> the place of its queue in the snapshot
         self._handled: dict[tuple[str, type, int], tuple[tuple[Choice, ...], tuple[Choice, ...]]] = {}
 
     @classmethod
@@ -383,6 +386,8 @@ class Explorer:
         sim.network.faults = FaultModel()
         self._cow = self.copy_on_write and not parties_share(sim)
         self._names = sorted(sim.parties)
+        self._party_at = {name: i for i, name in enumerate(self._names)}
+        self._receivers = {}
         budget = {}
         for name in sim.parties:
             budget[(name, "user")] = self.user_events
@@ -450,18 +455,20 @@ class Explorer:
         labels = self._labels
         names = self._names
         changed, world.changed = world.changed, None
-        receivers_now = net.receivers()
-        fixed = len(names) + len(receivers_now)
+        if len(net._queues) != len(self._receivers):  # receivers are only ever added
+            self._receivers = {r: i for i, r in enumerate(net.receivers(), len(names))}
+        at = self._receivers
+        fixed = len(names) + len(at)
         if changed is not None and changed[1] == now and len(changed[0]) == fixed + 2:
             # Incrementally: the parts of the parent's snapshot that the step left alone.
             key = list(changed[0])
             dirty_party, dirty_queues, chosen = changed[2], changed[3], changed[4]
-            parties = [] if dirty_party is None else [(names.index(dirty_party), dirty_party)]
-            receivers = [(len(names) + i, r) for i, r in enumerate(receivers_now) if r in dirty_queues]
+            parties = [] if dirty_party is None else [(self._party_at[dirty_party], dirty_party)]
+            receivers = [(at[r], r) for r in dirty_queues if r in at]
         else:
             key = [0] * (fixed + 2)
             parties = list(enumerate(names))
-            receivers = list(enumerate(receivers_now, len(names)))
+            receivers = [(i, r) for r, i in at.items()]
             chosen = True
         for i, name in parties:
             p = world.parties[name]
@@ -828,21 +835,8 @@ class Explorer:
         return not nxt.sent and timers and self.observed(after) == self.observed(before)
 
     def run(self, progress: Callable[[Report], None] | None = None) -> Report:
-        # What exists before the search (compiled modules, the codec's tables) is frozen
-        # out of the collector's reach. Breadth first holds a whole level of worlds, each
-        # allocated long before it is dropped: young collections every 700 allocations
-        # walk them again and again, and every 20,000 are cheaper (the join, first 40,000
-        # states: 1,300 to 1,660 states/s). Depth first drops most worlds young, and
-        # rarer collections only let its garbage grow (7% slower measured): the default.
-        thresholds = gc.get_threshold()
-        gc.freeze()
-        if self.search == "bfs":
-            gc.set_threshold(20_000, 10, 10)
-        try:
+        with Collector() as self._collector:
             return self._run(progress)
-        finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
 
     def _run(self, progress: Callable[[Report], None] | None) -> Report:
         report = Report()
@@ -896,6 +890,8 @@ class Explorer:
                     break
                 seen[key] = code if ranks is None else (*ranks, code)
                 report.states += 1
+                if not report.states & _YOUNG:
+                    self._collector.young()
                 report.max_depth = max(report.max_depth, len(path) + 1)
                 self._check(nxt, path + (choice,), report, violated)
                 if self._stopped:
@@ -992,6 +988,37 @@ class Explorer:
             return None
         message = next((m for i in checks if i.__name__ == invariant and (m := i(world)) is not None), None)
         return None if message is None else (tuple(replayed), message)
+
+
+class Collector:
+    """Python's cyclic garbage collector during a search: off, but for a collection of
+    the young generation every `_YOUNG` + 1 states.
+
+    A search allocates worlds much faster than it drops them (breadth first holds a level,
+    the seen-set only grows), and the automatic collector walks the survivors again at
+    every older generation's turn: on the join with one duplicated message, 1,058,321
+    states, that was 40% of the time on two workers, and its cost grows with the heap.
+    The worlds make few cycles (a party and the simulation it was copied into, only where
+    a step was not remembered), so little garbage waits for the next young collection,
+    which walks only what was allocated since the last. What exists before the search
+    (compiled modules, the codec's tables) is frozen out of the collector's reach."""
+
+    def __enter__(self) -> Collector:
+        self._enabled = gc.isenabled()
+        gc.freeze()
+        gc.disable()
+        return self
+
+    def young(self) -> None:
+        gc.collect(0)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._enabled:
+            gc.enable()
+        gc.unfreeze()
+
+
+_YOUNG = (1 << 16) - 1
 
 
 def _code(rank: tuple[int, bool]) -> int:

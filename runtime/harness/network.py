@@ -108,11 +108,15 @@ class InMemoryNetwork:
         state.update(self.__dict__)
         state["_members"] = {key: list(items) for key, items in self._members.items()}
         state["_queues"] = {key: list(items) for key, items in self._queues.items()}
-        state["_addresses"] = {key: list(items) for key, items in self._addresses.items()}
-        state["_stored"] = {key: list(items) for key, items in self._stored.items()}
+        if self._addresses:
+            state["_addresses"] = {key: list(items) for key, items in self._addresses.items()}
+        else:
+            state["_addresses"] = {}
+        state["_stored"] = {key: list(items) for key, items in self._stored.items()} if self._stored else {}
         state["log"] = []
-        state["_order"] = deque(self._order)
-        state["_random"] = copy.deepcopy(self._random)
+        state["_order"] = deque(self._order) if self._order else deque()
+        # Without faults the network never draws: the copy may share the idle source.
+        state["_random"] = self._random if self.faults.none else copy.deepcopy(self._random)
         return twin
 
     # --- membership

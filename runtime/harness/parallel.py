@@ -29,7 +29,6 @@ processes and talks over pipes; fsmc.cluster's pool calls Dask actors.
 
 from __future__ import annotations
 
-import gc
 import heapq
 import multiprocessing
 import os
@@ -40,7 +39,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from runtime.errors import UsageError
-from runtime.harness.explore import Choice, Explorer, Report, Violation, World, _code, _seen_bytes, _subsumes
+from runtime.harness.explore import _YOUNG, Choice, Collector, Explorer, Report, Violation, World, _code, _seen_bytes, _subsumes
 from runtime.harness.fingerprint import combine
 
 __all__ = ["LocalPool", "Pool", "Shard", "explore", "owner", "search"]
@@ -73,18 +72,14 @@ class Shard:
         self.report = Report()
         self.first: dict[str, tuple[Moment, Violation]] = {}  # invariant -> its first violation
         self.root: World | None = None
-        self._gc: tuple[int, int, int] | None = None
+        self._gc: Collector | None = None
 
     # --- the rounds of a level
 
     def start(self) -> list[Claim]:
         """The initial world, claimed by shard 0 only (every shard builds it alike)."""
         root = self.root = self.explorer.initial()
-        # As Explorer.run does: what exists now is out of the collector's way, and a
-        # level of worlds is collected rarely (`finish` restores the collector).
-        self._gc = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(20_000, 10, 10)
+        self._collect()  # as Explorer.run does, until `release`
         if self.index != 0:
             return []
         fingerprint, code = self.explorer.fingerprint(root), _code(self.explorer.rank(root))
@@ -164,6 +159,8 @@ class Shard:
         for place, number in granted:
             world, path = kept[place]
             report.states += 1
+            if not report.states & _YOUNG and self._gc is not None:
+                self._gc.young()
             report.max_depth = max(report.max_depth, len(path))
             self._check(world, path, (depth - 1, *place))
             self.level.append((world, path, number))
@@ -203,9 +200,7 @@ class Shard:
         self.level = self.level[index::count]
         self.report = Report()
         self.first = {}
-        self._gc = gc.get_threshold()  # the lead's collector was restored before the fork
-        gc.freeze()
-        gc.set_threshold(20_000, 10, 10)
+        self._collect()  # the lead's collector was restored before the fork
 
     # --- moving worlds between shards
 
@@ -234,11 +229,13 @@ class Shard:
 
     # --- the end
 
+    def _collect(self) -> None:
+        self._gc = Collector().__enter__()
+
     def release(self) -> None:
         """The collector as it was before the search."""
         if self._gc is not None:
-            gc.set_threshold(*self._gc)
-            gc.unfreeze()
+            self._gc.__exit__()
             self._gc = None
 
     def result(self, fingerprints: bool) -> dict[str, Any]:
