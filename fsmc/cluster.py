@@ -49,12 +49,12 @@ class DaskPool:
         except ImportError as e:  # pragma: no cover - an extra of the package
             raise UsageError("--cluster needs Dask's distributed package: pip install 'fsmc[cluster]'") from e
         try:
-            self.client = Client(address, timeout=CONNECT_TIMEOUT)
+            self.client = Client(address, timeout=CONNECT_TIMEOUT)  # type: ignore[no-untyped-call]
         except OSError as e:
             raise UsageError(f"--cluster {address}: no Dask scheduler answers there ({e})") from e
         workers = sorted(self.client.scheduler_info()["workers"])
         if not workers:
-            self.client.close()
+            self.client.close()  # type: ignore[no-untyped-call]
             raise UsageError(f"--cluster {address}: the scheduler has no workers")
         self.count = count or len(workers)
         futures = [self.client.submit(Shard, make_explorer, i, self.count, actor=True, pure=False,
@@ -63,12 +63,12 @@ class DaskPool:
 
     def call(self, method: str, args: Sequence[tuple[Any, ...]], shards: Sequence[int] | None = None) -> list[Any]:
         chosen = range(self.count) if shards is None else shards
-        pending = [getattr(self.actors[i], method)(*a) for i, a in zip(chosen, args)]
+        pending = [getattr(self.actors[i], method)(*a) for i, a in zip(chosen, args, strict=True)]
         return [p.result() for p in pending]
 
     def close(self) -> None:
         self.actors = []
-        self.client.close()
+        self.client.close()  # type: ignore[no-untyped-call]
 
 
 def explore(address: str, scenario_path: Path, overrides: dict[str, Any], *, reduce: bool = True,

@@ -207,6 +207,16 @@ def replays_change_nothing(world: World) -> str | None:
 _new_delivery = tuple.__new__  # a Delivery without its NamedTuple's Python-level __new__
 
 
+def _choice(made: dict[tuple[str, str, str, int], Choice], kind: str, party: str, detail: str, index: int) -> Choice:
+    """One Choice object per choice (they recur in every world: building one costs more
+    than finding it)."""
+    key = kind, party, detail, index
+    found = made.get(key)
+    if found is None:
+        found = made[key] = Choice(kind, party, detail, index)
+    return found
+
+
 def _name(d: Any) -> str:
     return d.label[1].NAME if d.label else "?"
 
@@ -332,6 +342,7 @@ class Explorer:
         self._party_at: dict[str, int] = {}  # party -> its place in the snapshot
         self._receivers: dict[str, int] = {}  # receiver -> the place of its queue in the snapshot
         self._handled: dict[tuple[str, type, int], tuple[tuple[Choice, ...], tuple[Choice, ...]]] = {}
+        self._choices: dict[tuple[str, str, str, int], Choice] = {}  # see `_choice`
 
     @classmethod
     def for_scenario(cls, scenario: Scenario, *, reduce: bool = True, **overrides: Any) -> Explorer:
@@ -485,7 +496,7 @@ class Explorer:
                 left = None if p.deadline is None else p.deadline - now
                 limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
                 timed = part, left, limits
-                key[i] = number(timed, lambda: stable_hash((self._stable[timed[0]], *timed[1:])))
+                key[i] = number(timed, functools.partial(self._timed_hash, timed))
         for i, r in receivers:
             queue = []
             for d in net.queue(r):
@@ -494,7 +505,7 @@ class Explorer:
                     found = labels[id(d.label)] = d.label, number(d.label)
                 queue.append(found[1] * 3 + d.copy)
             part = r, tuple(queue)
-            key[i] = number(part, lambda: stable_hash((part[0], tuple((self._stable[n // 3], n % 3) for n in part[1]))))
+            key[i] = number(part, functools.partial(self._queue_hash, part))
         if chosen:  # an event or a timeout: a budget, maybe an acceptance, changed
             key[fixed] = number(("budget", tuple(sorted(world.budget.items()))))
             key[fixed + 1] = number(("accepted", tuple(sorted((k, tuple(sorted(v, key=repr)))
@@ -506,6 +517,15 @@ class Explorer:
             snapshot += tuple(number(("stored", address, tuple(d.label for d in posts)))
                               for address, posts in net.stored())
         return snapshot
+
+    def _timed_hash(self, part: tuple[int, float | None, frozenset[tuple[int, float]]]) -> bytes:
+        """A party's stable hash with the time left on its timer and its rate limits."""
+        return stable_hash((self._stable[part[0]], *part[1:]))
+
+    def _queue_hash(self, part: tuple[str, tuple[int, ...]]) -> bytes:
+        """A queue's stable hash, from its receiver and its messages' (label, copy)."""
+        stable = self._stable
+        return combine(b"q" + stable_hash(part[0]) + b"".join([stable[n // 3] + b"%d" % (n % 3) for n in part[1]]))
 
     def _number(self, part: Hashable, stable: Callable[[], bytes] | None = None) -> int:
         """The number of a part of snapshots (equal parts, one number), so that a
@@ -572,26 +592,27 @@ class Explorer:
         net = world.sim.network
         faulty = self.max_faults is None or world.faults < self.max_faults
         reorder = "reorder" in self.faults and faulty
+        made = self._choices
         for receiver in net.receivers():
             queue = net.queue(receiver)
             if not queue:
                 continue
             if receiver in world.held:  # the head waits: a message behind it comes first
                 for i in range(1, len(queue)):
-                    yield Choice("deliver", receiver, _name(queue[i]), i)
+                    yield _choice(made, "deliver", receiver, _name(queue[i]), i)
                 continue
             d = queue[0]
             name = _name(d)
-            yield Choice("deliver", receiver, name, 0)
+            yield _choice(made, "deliver", receiver, name, 0)
             if "loss" in self.faults and faulty:
-                yield Choice("lose", receiver, name, 0)
+                yield _choice(made, "lose", receiver, name, 0)
             if "dup" in self.faults and faulty and d.copy == 0 and (receiver, d.seq) not in world.dup_used:
-                yield Choice("dup", receiver, name, 0)
+                yield _choice(made, "dup", receiver, name, 0)
             if reorder and self.hold_to_reorder:
-                yield Choice("hold", receiver, name, 0)
+                yield _choice(made, "hold", receiver, name, 0)
             elif reorder:
                 for i in range(1, len(queue)):
-                    yield Choice("deliver", receiver, _name(queue[i]), i)
+                    yield _choice(made, "deliver", receiver, _name(queue[i]), i)
         if self.replaying and faulty and world.heard:
             # A message again to a party that received it, or to one it was not for
             # (one still on its way to a party, or lost, is not the attacker's to give).
@@ -639,8 +660,8 @@ class Explorer:
         state["budget"], state["accepted"], state["heard"] = world.budget.copy(), world.accepted.copy(), world.heard
         if self.replaying:
             state["heard"] = world.heard.copy()
-        state["ignored"], state["sent"], state["replayed"], state["records"], state["carried"] = [], False, None, None, None
-        state["parts"] = state["changed"] = None
+        state["ignored"], state["sent"], state["replayed"] = [], False, None
+        state["records"] = state["carried"] = state["parts"] = state["changed"] = None
         self._step(new, choice, self._act_shared)
         log = new.sim.network.log
         if self.replaying:
@@ -653,7 +674,7 @@ class Explorer:
         del log[:]
         return new
 
-    def _act_shared(self, world: World, name: str, key: Hashable | None, act: Callable[[], None]) -> None:
+    def _act_shared(self, world: World, name: str, key: Hashable | None, act: Callable[[], object]) -> None:
         """A party's step in a copy-on-write world: remembered, replayed (`key`: what the
         step reads besides the party; None: not to be remembered), or done on the party's
         own copy."""
@@ -875,13 +896,11 @@ class Explorer:
                     report.unhandled[(state, event)] += 1
                 key, rank = key_of(nxt), self.rank(nxt)
                 code = _code(rank)
-                ranks = seen.get(key)
-                if ranks is not None:
-                    if type(ranks) is int:
-                        ranks = (ranks,)
-                    if any(_subsumes(r, code) for r in ranks):
-                        report.subsumed += code not in ranks
-                        continue
+                found = seen.get(key)
+                ranks: tuple[int, ...] | None = (found,) if isinstance(found, int) else found
+                if ranks is not None and any(_subsumes(r, code) for r in ranks):
+                    report.subsumed += code not in ranks
+                    continue
                 if self.max_states is not None and report.states >= self.max_states:
                     report.complete = False
                     if "states" not in report.bounded_by:
@@ -992,7 +1011,8 @@ class Explorer:
 
 class Collector:
     """Python's cyclic garbage collector during a search: off, but for a collection of
-    the young generation every `_YOUNG` + 1 states.
+    the young generation every `_YOUNG` + 1 states (2^20: each walks every object made
+    since the last, and more often costs more: 8% at 2^16 on the join with a lost message).
 
     A search allocates worlds much faster than it drops them (breadth first holds a level,
     the seen-set only grows), and the automatic collector walks the survivors again at
@@ -1018,7 +1038,7 @@ class Collector:
         gc.unfreeze()
 
 
-_YOUNG = (1 << 16) - 1
+_YOUNG = (1 << 20) - 1
 
 
 def _code(rank: tuple[int, bool]) -> int:
@@ -1042,10 +1062,10 @@ def _seen_bytes(seen: dict[Any, Any]) -> int:
 
 # How `Explorer._step` has a party act: (world, party, what the step reads besides the
 # party or None, the step).
-_Act = Callable[[World, str, Hashable | None, Callable[[], None]], None]
+_Act = Callable[[World, str, Hashable | None, Callable[[], object]], None]
 
 
-def _act_in_place(world: World, name: str, key: Hashable | None, act: Callable[[], None]) -> None:
+def _act_in_place(world: World, name: str, key: Hashable | None, act: Callable[[], object]) -> None:
     act()
 
 

@@ -148,7 +148,7 @@ def whole(value: Any) -> Any:
         plan = _WHOLE[type(value)] = _whole_plan(type(value))
     if plan is _AS_IS:
         return value
-    return (type(value), *(whole(v) if deep else v for v, deep in zip(_values(value, plan), plan[1])))
+    return (type(value), *(whole(v) if deep else v for v, deep in zip(_values(value, plan), plan[1], strict=True)))
 
 
 def _values(value: Any, plan: tuple[tuple[str, ...], tuple[bool, ...]]) -> Iterator[Any]:

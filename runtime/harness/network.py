@@ -18,7 +18,6 @@ simulation; every order for the explorer).
 from __future__ import annotations
 
 import copy
-
 from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field

@@ -29,6 +29,7 @@ processes and talks over pipes; fsmc.cluster's pool calls Dask actors.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import multiprocessing
 import os
@@ -39,12 +40,26 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from runtime.errors import UsageError
-from runtime.harness.explore import _YOUNG, Choice, Collector, Explorer, Report, Violation, World, _code, _seen_bytes, _subsumes
+from runtime.harness.explore import (
+    _YOUNG,
+    Choice,
+    Collector,
+    Explorer,
+    Report,
+    Violation,
+    World,
+    _code,
+    _seen_bytes,
+    _subsumes,
+)
 from runtime.harness.fingerprint import combine
 
 __all__ = ["LocalPool", "Pool", "Shard", "explore", "owner", "search"]
 
-Place = tuple[int, int]  # (the parent's number in its level, the successor's among the parent's)
+# The parent's number in its level and the successor's among the parent's, as one number
+# (parent << 16 | successor: a sort compares ints faster than tuples).
+Place = int
+_SUCCESSORS = 1 << 16
 Claim = tuple[bytes, int, Place]  # (fingerprint, rank code, place)
 # When the one-process search meets a check: (the depth of the world it is expanding, that
 # world's number in its level, the successor's index among its successors; -1 for the
@@ -83,8 +98,8 @@ class Shard:
         if self.index != 0:
             return []
         fingerprint, code = self.explorer.fingerprint(root), _code(self.explorer.rank(root))
-        self.kept = {(0, 0): (root, ())}
-        return [(fingerprint, code, (0, 0))]
+        self.kept = {0: (root, ())}
+        return [(fingerprint, code, 0)]
 
     def expand(self) -> dict[int, list[Claim]]:
         """Successors of this shard's level, kept; their claims, by owning shard (those
@@ -107,6 +122,8 @@ class Shard:
                         report.bounded_by.append("depth")
                 continue
             successors = explorer.successors(world)
+            if len(successors) > _SUCCESSORS:
+                raise UsageError(f"a world with {len(successors)} successors: more than the parallel search numbers")
             if not successors and explorer.terminal and not world.held:
                 report.terminal_states += 1
                 self._check(world, path, (len(path), number, -1), explorer.terminal)
@@ -115,7 +132,7 @@ class Shard:
                 for _party, state, event in nxt.ignored:
                     report.unhandled[(state, event)] += 1
                 fingerprint, code = explorer.fingerprint(nxt), _code(explorer.rank(nxt))
-                place = number, i
+                place = number << 16 | i
                 # Of equal claims only the first can be granted: keep its world.
                 if (fingerprint, code) not in first:
                     first.add((fingerprint, code))
@@ -140,9 +157,9 @@ class Shard:
         seen, report = self.seen, self.report
         granted = []
         for place, fingerprint, code, shard in ordered:
-            ranks = seen.get(fingerprint)
+            found = seen.get(fingerprint)
+            ranks: tuple[int, ...] | None = (found,) if isinstance(found, int) else found
             if ranks is not None:
-                ranks = (ranks,) if type(ranks) is int else ranks
                 if any(_subsumes(r, code) for r in ranks):
                     report.subsumed += code not in ranks
                     continue
@@ -162,7 +179,7 @@ class Shard:
             if not report.states & _YOUNG and self._gc is not None:
                 self._gc.young()
             report.max_depth = max(report.max_depth, len(path))
-            self._check(world, path, (depth - 1, *place))
+            self._check(world, path, (depth - 1, place >> 16, place & (_SUCCESSORS - 1)))
             self.level.append((world, path, number))
         self.kept = {}
         return len(self.level)
@@ -284,7 +301,7 @@ class LocalPool:
 
     def call(self, method: str, args: Sequence[tuple[Any, ...]], shards: Sequence[int] | None = None) -> list[Any]:
         chosen = range(self.count) if shards is None else shards
-        for i, a in zip(chosen, args):
+        for i, a in zip(chosen, args, strict=True):
             self._pipes[i].send((method, a))
         results = []
         for i in chosen:
@@ -296,10 +313,8 @@ class LocalPool:
 
     def close(self) -> None:
         for pipe in self._pipes:
-            try:
+            with contextlib.suppress(OSError):
                 pipe.send(None)
-            except OSError:
-                pass
         for process in self._processes:
             process.join(timeout=5)
             if process.is_alive():
