@@ -656,7 +656,7 @@ class Explorer:
         new = World.__new__(World)
         state = new.__dict__
         state.update(world.__dict__)  # immutable values, but for these:
-        state["sim"] = fork(world.sim, {})
+        state["sim"] = fork(world.sim)
         state["budget"], state["accepted"], state["heard"] = world.budget.copy(), world.accepted.copy(), world.heard
         if self.replaying:
             state["heard"] = world.heard.copy()
@@ -878,22 +878,13 @@ class Explorer:
         self._check(root, (), report, violated)
         while frontier and not self._stopped:
             world, path = take()
-            if self.max_depth is not None and len(path) >= self.max_depth:
-                if any(True for _ in self.choices(world)):
-                    report.complete = False
-                    if "depth" not in report.bounded_by:
-                        report.bounded_by.append("depth")
+            successors = self.expand(world, path, report)
+            if successors is None:
                 continue
-            successors = self.successors(world)
-            # A world stuck with a message held back, none behind it, is no run's end:
-            # the run where that message is delivered instead is explored.
             if not successors and self.terminal and not world.held:
-                report.terminal_states += 1
                 self._check(world, path, report, violated, self.terminal)
             for choice, nxt in successors:
-                report.transitions += 1
-                for _party, state, event in nxt.ignored:
-                    report.unhandled[(state, event)] += 1
+                self.taken(nxt, report)
                 key, rank = key_of(nxt), self.rank(nxt)
                 code = _code(rank)
                 found = seen.get(key)
@@ -933,8 +924,35 @@ class Explorer:
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _check(self, world: World, path: tuple[Choice, ...], report: Report, violated: set[str],
-               checks: list[Invariant] | None = None) -> None:
+    def expand(self, world: World, path: tuple[Choice, ...], report: Report) -> list[tuple[Choice, World]] | None:
+        """One world's step of a search: its successors (the world counted in `report`
+        as a run's end when it has none; each transition is counted by `taken`); None
+        where the depth bound stops the path (the report says so if that left
+        choices out). A world stuck with a message held back, none behind it, is no run's
+        end: the run where that message is delivered instead is explored."""
+        if self.max_depth is not None and len(path) >= self.max_depth:
+            if any(True for _ in self.choices(world)):
+                report.complete = False
+                if "depth" not in report.bounded_by:
+                    report.bounded_by.append("depth")
+            return None
+        successors = self.successors(world)
+        if not successors and self.terminal and not world.held:
+            report.terminal_states += 1
+        return successors
+
+    @staticmethod
+    def taken(nxt: World, report: Report) -> None:
+        """A transition of the search, to `nxt`, counted in `report` with the events its
+        step ignored (counted one by one: a bound may stop a world's successors midway)."""
+        report.transitions += 1
+        for _party, state, event in nxt.ignored:
+            report.unhandled[(state, event)] += 1
+
+    def violations(self, world: World, report: Report,
+                   checks: list[Invariant] | None = None) -> Iterator[tuple[str, str]]:
+        """The invariants `world` violates, with what is wrong, counted in `report`: the
+        safety checks, and the quiescent ones in a quiet world (or `checks`)."""
         if checks is None:
             checks = list(self.safety)
             if world.quiet:
@@ -942,10 +960,13 @@ class Explorer:
                 checks += self.quiescent
         for invariant in checks:
             message = invariant(world)
-            if message is None:
-                continue
-            name = invariant.__name__
-            report.violating[name] += 1
+            if message is not None:
+                report.violating[invariant.__name__] += 1
+                yield invariant.__name__, message
+
+    def _check(self, world: World, path: tuple[Choice, ...], report: Report, violated: set[str],
+               checks: list[Invariant] | None = None) -> None:
+        for name, message in self.violations(world, report, checks):
             if name not in violated:  # the first (shortest) counterexample of each is kept
                 violated.add(name)
                 report.violations.append(Violation(name, message, path))

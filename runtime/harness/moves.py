@@ -197,11 +197,10 @@ def takes_apart(cls: Any) -> bool:
     return any(takes_apart(t) for f in dataclasses.fields(cls) for t in types_of(hints.get(f.name)))
 
 
-def fork(sim: Simulation, memo: dict[int, Any]) -> Simulation:
+def fork(sim: Simulation) -> Simulation:
     """A simulation that shares its parties with `sim` and has a network of its own (the
     queues hold immutable deliveries) and a trace of its own (empty)."""
     twin = Simulation.__new__(Simulation)
-    memo[id(sim)] = twin
     state = twin.__dict__
     state.update(sim.__dict__)
     state["trace"] = []

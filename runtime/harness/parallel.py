@@ -115,22 +115,15 @@ class Shard:
         level.sort(key=lambda entry: -entry[2])
         while level:
             world, path, number = level.pop()  # dropped once expanded, as the one-process search does
-            if explorer.max_depth is not None and len(path) >= explorer.max_depth:
-                if any(True for _ in explorer.choices(world)):
-                    report.complete = False
-                    if "depth" not in report.bounded_by:
-                        report.bounded_by.append("depth")
+            successors = explorer.expand(world, path, report)
+            if successors is None:
                 continue
-            successors = explorer.successors(world)
             if len(successors) > _SUCCESSORS:
                 raise UsageError(f"a world with {len(successors)} successors: more than the parallel search numbers")
             if not successors and explorer.terminal and not world.held:
-                report.terminal_states += 1
                 self._check(world, path, (len(path), number, -1), explorer.terminal)
             for i, (choice, nxt) in enumerate(successors):
-                report.transitions += 1
-                for _party, state, event in nxt.ignored:
-                    report.unhandled[(state, event)] += 1
+                explorer.taken(nxt, report)
                 fingerprint, code = explorer.fingerprint(nxt), _code(explorer.rank(nxt))
                 place = number << 16 | i
                 # Of equal claims only the first can be granted: keep its world.
@@ -193,17 +186,7 @@ class Shard:
     def _check(self, world: World, path: tuple[Choice, ...], moment: Moment, checks: list[Any] | None = None) -> None:
         """Explorer._check, keeping each invariant's violation the one-process search
         would have met first."""
-        if checks is None:
-            checks = list(self.explorer.safety)
-            if world.quiet:
-                self.report.quiet_states += 1
-                checks += self.explorer.quiescent
-        for invariant in checks:
-            message = invariant(world)
-            if message is None:
-                continue
-            name = invariant.__name__
-            self.report.violating[name] += 1
+        for name, message in self.explorer.violations(world, self.report, checks):
             known = self.first.get(name)
             if known is None or moment < known[0]:
                 self.first[name] = moment, Violation(name, message, path)
@@ -449,7 +432,7 @@ class _Level:
         sizes = self.pool.call("accept", [(share, depth) for share in shares])
         self.states += len(granted)
         self.depth, self.size = depth, sum(sizes)
-        if self.size and BALANCE:
+        if self.size:
             _balance(self.pool, sizes, depth)
 
     def carry_on(self, pool: Pool, prefix: dict[str, Any]) -> _Level:
@@ -466,9 +449,6 @@ class _Level:
     def finish(self) -> Report:
         results = self.pool.call("result", [(self.digest,) for _ in range(self.pool.count)])
         return _merge(results + ([self.prefix] if self.prefix else []), self.t0, workers=self.pool.count)
-
-
-BALANCE = True
 
 
 def _balance(pool: Pool, sizes: list[int], depth: int) -> None:
