@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 import uuid
 
-from generated.keysync import Identity, KeySync
+import pytest
+
+from generated.keysync import CODEC, CommitReject, Identity, KeySync
 from protocols.keysync import KeyRing, KeySyncDevice, OwnIdentity, trustwords
-from protocols.keysync.envelope import DeviceKeys
+from protocols.keysync.envelope import DeviceKeys, EnvelopeError
 
 
 def device(seed: int = 1) -> KeySyncDevice:
@@ -108,3 +110,21 @@ def test_tell_we_are_grouped_sets_the_buffer() -> None:
     assert d.machine.buffer.is_group is True
     d.tellWeAreNotGrouped()
     assert d.machine.buffer.is_group is False
+
+
+def test_a_message_label_names_whom_it_is_encrypted_to() -> None:
+    """The explorer tells worlds apart by the labels of the messages in flight: a
+    CommitReject sealed before and one sealed after its sender saw another device's key
+    differ in who can open them, and so must their labels (else the two worlds are
+    merged as one)."""
+    a, b = device(1), device(2)
+    reject = CommitReject(negotiation=bytes(16))
+    before = a.capture(reject)
+    a.seen[b.keyring.primary] = b.keyring.encryption_key(b.keyring.primary)
+    after = a.capture(reject)
+    assert a.describe(before) != a.describe(after)
+    assert a.describe(after) == a.describe(a.capture(reject))  # whatever the nonces
+    data = CODEC.encode(reject)
+    assert b.open(a.seal(reject, data, after))[0] == data
+    with pytest.raises(EnvelopeError, match="not encrypted to this device"):
+        b.open(a.seal(reject, data, before))

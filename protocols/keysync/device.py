@@ -209,9 +209,15 @@ class KeySyncDevice(DeviceBase[DeviceState]):
             recipients = frozenset({signer.public, *self.seen.values()})
         return signer, recipients, attachment
 
-    def describe(self, captured: tuple[DeviceKeys, frozenset[bytes], bytes]) -> tuple[str, tuple[str, ...]]:
-        signer, _, attachment = captured
-        return signer.fingerprint, tuple(k.fingerprint for k in KeyRing.parse_export(attachment))
+    def describe(self, captured: tuple[DeviceKeys, frozenset[bytes], bytes]
+                 ) -> tuple[str, tuple[str, ...], tuple[bytes, ...]]:
+        """The signer, the keys attached, and the keys encrypted to: two messages alike in
+        these open alike on every device. (Without the recipients, a message a receiver
+        cannot open and one it can, sent by one sender in two worlds, were one; the
+        explorer told their worlds apart by that, and merged different states.)"""
+        signer, recipients, attachment = captured
+        return (signer.fingerprint, tuple(k.fingerprint for k in KeyRing.parse_export(attachment)),
+                tuple(sorted(recipients)))
 
     def seal(self, message: Any, data: bytes, captured: tuple[DeviceKeys, frozenset[bytes], bytes]) -> bytes:
         signer, recipients, attachment = captured
