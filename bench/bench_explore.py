@@ -10,9 +10,11 @@ the new explorer with one worker and the same search order as a baseline row mus
 explore the same number of worlds and transitions and violate the same invariants; the
 bench says MISMATCH and exits 1 where it does not.
 
-    python bench/bench_explore.py [--quick] [--no-baseline]
+    python bench/bench_explore.py [--quick] [--no-baseline] [--only TEXT]
 
 --quick: the form group and the mpENC scenario only. --no-baseline: the new explorer only.
+--only TEXT: the rows whose protocol, scenario and faults (as the table shows them) contain
+TEXT, e.g. --only "join_settled_group reorder".
 
 Columns: states (explored worlds), transitions, seconds, states/s, the seen-set's bytes
 per state (fingerprints, 16 bytes each, and their table), the process's peak memory, the
@@ -145,8 +147,12 @@ def row(run: Run, search: str, r: dict[str, Any], ratio: str, label: str = "") -
             f"{r['peak'] / 2**20:7.0f} {ratio:>7} {r['workers']:3}  {verdict}")
 
 
-def main(quick: bool, with_baseline: bool) -> int:
+def main(quick: bool, with_baseline: bool, only: str | None = None) -> int:
     runs = QUICK if quick else RUNS
+    if only is not None:
+        runs = [r for r in runs if only in f"{r.protocol} {r.scenario.removesuffix('.toml')} {r.faults}"]
+        if not runs:
+            raise SystemExit(f"--only {only!r}: no such row")
     mismatches = 0
     with tempfile.TemporaryDirectory(prefix="fsmc-bench-") as tmp:
         base = baseline_tree(ROOT / ".bench-baseline") if with_baseline else None
@@ -187,4 +193,5 @@ def main(quick: bool, with_baseline: bool) -> int:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    sys.exit(main("--quick" in args, "--no-baseline" not in args))
+    only = args[args.index("--only") + 1] if "--only" in args[:-1] else None
+    sys.exit(main("--quick" in args, "--no-baseline" not in args, only))

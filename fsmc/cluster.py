@@ -3,7 +3,7 @@
 The shards of runtime.harness.parallel run as Dask actors, one per worker of the cluster
 (a shard keeps its worlds and its part of the seen-set between calls: an actor is Dask's
 stateful task). The coordinator is this process: level by level it calls every actor and
-routes the claims between them, 17 bytes a state; worlds never travel.
+routes the claims between them, some 30 bytes a state; worlds never travel.
 
 Dask rather than Ray: the search needs long-lived stateful workers and small messages,
 which Dask's actors give with a pure-Python scheduler and workers that start in a second
