@@ -345,6 +345,8 @@ def _cmd_explore(args: argparse.Namespace) -> int:
             "bounded_by": report.bounded_by, "faults": sorted(faults), "max_faults": explorer.max_faults,
             "search": explorer.search, "subsumed": report.subsumed, "distinct": report.distinct,
             "workers": report.workers, "exact": explorer.exact, "seen_bytes": report.seen_bytes,
+            "moves": {"replayed": report.moves[0], "taken": report.moves[1]},
+            "pure": {"reused": report.pure[0], "computed": report.pure[1]},
             "violations": [{"invariant": v.invariant, "message": v.message, "worlds": report.violating[v.invariant],
                             "choices": [str(c) for c in v.path],
                             "trace": trace_json(trace)} for v, trace, _ in counterexamples],
@@ -364,6 +366,10 @@ def _cmd_explore(args: argparse.Namespace) -> int:
           f"max depth {report.max_depth}, {report.quiet_states} quiet, {report.seconds:.2f} s, "
           f"{report.states_per_second:.0f} states/s on {where}; seen-set of {seen}, "
           f"{report.bytes_per_state:.0f} bytes/state")
+    replayed, taken = report.moves
+    reused, computed = report.pure
+    print(f"steps replayed from remembered moves: {replayed} of {replayed + taken}; "
+          f"pure cryptography reused: {reused} of {reused + computed} results")
     if report.complete:
         print("complete: every reachable state was explored")
     else:

@@ -213,3 +213,15 @@ def test_a_world_and_its_successor_share_the_parties_the_step_left_alone() -> No
     again = explorer.apply(world, choice)  # remembered: the very party object again
     assert again.parties[choice.party] is nxt.parties[choice.party]
     assert explorer.fingerprint(again) == explorer.fingerprint(nxt)
+
+
+def test_the_report_counts_remembered_steps_and_reused_cryptography(capsys: pytest.CaptureFixture[str]) -> None:
+    explorer = Explorer.for_scenario(load_scenario(FORM), faults="loss,dup")
+    report = explorer.run()
+    replayed, taken = report.moves
+    assert replayed > taken > 0 and replayed + taken == explorer.moves.hits + explorer.moves.misses
+    reused, computed = report.pure
+    assert reused > 0 and computed > 0  # the same envelopes reach the same keys in other worlds
+    assert main(["explore", str(FORM), "--faults", "loss", "--workers", "1", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["moves"]["replayed"] > 0 and set(shown["pure"]) == {"reused", "computed"}

@@ -45,7 +45,6 @@ RVs and its counts, and the seam closes.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import sys
@@ -66,6 +65,7 @@ from protocols.bisonrelay.ratchet import (
 )
 from runtime.device import DeviceBase
 from runtime.errors import DecodeError, EnvelopeError
+from runtime.memo import pure
 from runtime.seeded import SeededRandom
 
 if TYPE_CHECKING:
@@ -119,17 +119,17 @@ def rv_address(rv: bytes) -> str:
     return "rv:" + rv.hex()[:16]
 
 
-@functools.lru_cache(maxsize=16384)
+@pure(16384)
 def _ratchet_rv(header_key: bytes, count: int) -> bytes:
     return kx.ratchet_rendezvous(header_key, count)
 
 
-@functools.lru_cache(maxsize=4096)
+@pure(4096)
 def _send_rv(state: RatchetState) -> bytes:
     return Ratchet.restore(state).send_rendezvous()
 
 
-@functools.lru_cache(maxsize=4096)
+@pure(4096)
 def _recv_rvs(state: RatchetState) -> tuple[bytes, ...]:
     """The RVs a client listens at for a peer's ratchet messages: `recv_rendezvous()` (the
     next count of the receive chain, and the drain RV once there is one), each with the

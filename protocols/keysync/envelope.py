@@ -32,6 +32,7 @@ from nacl.signing import SigningKey, VerifyKey
 from nacl.utils import random as nacl_random
 
 from runtime.errors import EnvelopeError, VerificationError
+from runtime.memo import pure
 
 __all__ = ["DeviceKeys", "EnvelopeError", "Opened", "open_envelope", "seal"]
 
@@ -118,6 +119,26 @@ def seal(payload: bytes, sender: DeviceKeys, recipients: Iterable[bytes] | None 
 def open_envelope(data: bytes, receiver: DeviceKeys | Iterable[DeviceKeys] | None) -> Opened:
     """Verify the signature and decrypt with whichever of `receiver`'s keys the envelope
     was sealed to; raises EnvelopeError saying what failed."""
+    keys = () if receiver is None else (receiver,) if isinstance(receiver, DeviceKeys) else tuple(receiver)
+    opened = _opened(bytes(data) if type(data) is not bytes else data, keys)
+    if isinstance(opened, Opened):
+        return opened
+    error, message = opened
+    raise error(message)
+
+
+@pure(8192)
+def _opened(data: bytes, keys: tuple[DeviceKeys, ...]) -> Opened | tuple[type[EnvelopeError], str]:
+    """`open_envelope`, a function of the bytes and the keys alone (runtime.memo): the
+    same envelope reaches the same keys in many explored worlds. A failure is returned,
+    as its class and message, for the caller to raise."""
+    try:
+        return _open(data, keys)
+    except EnvelopeError as e:
+        return type(e), str(e)
+
+
+def _open(data: bytes, keys: tuple[DeviceKeys, ...]) -> Opened:
     fixed = len(MAGIC) + 1 + 32 + 32 + 1
     if len(data) < fixed + 24 + crypto_sign_BYTES:
         raise EnvelopeError(f"envelope truncated: {len(data)} bytes")
@@ -141,7 +162,6 @@ def open_envelope(data: bytes, receiver: DeviceKeys | Iterable[DeviceKeys] | Non
     body = signed[offset:]
     if not flags & _ENCRYPTED:
         return Opened(verify, public, False, body[24:])
-    keys = [] if receiver is None else [receiver] if isinstance(receiver, DeviceKeys) else list(receiver)
     if not keys:
         raise EnvelopeError("encrypted envelope and no key to open it")
     mine = {key_id(k.public): k for k in keys}

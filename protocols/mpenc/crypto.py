@@ -25,7 +25,6 @@ Programming errors (wrong argument shapes from our own side) raise `ValueError`.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import secrets
@@ -43,6 +42,7 @@ from nacl.bindings import (
 from nacl.exceptions import BadSignatureError, CryptoError
 
 from runtime.errors import VerificationError
+from runtime.memo import pure
 
 __all__ = [
     "ACK_SIG_CONTEXT",
@@ -372,7 +372,7 @@ class SigningKeyPair:
     public: bytes
 
 
-@functools.lru_cache(maxsize=4096)
+@pure(4096)
 def _keypair(seed: bytes) -> tuple[bytes, bytes]:
     """(public key, libsodium's 64-byte secret key) of an ed25519 seed. Deriving them is
     a scalar multiplication; a member signs many packets with one ephemeral key, so each
@@ -451,10 +451,19 @@ def _verify(public: bytes, message: bytes, signature: bytes, what: str) -> None:
         raise GkaCryptoError(f"{what}: the public key is not {KEY_SIZE} bytes")
     if not isinstance(signature, bytes) or len(signature) != SIGNATURE_SIZE:
         raise GkaCryptoError(f"{what}: the signature is not {SIGNATURE_SIZE} bytes")
+    if not _verifies(public, message, signature):
+        raise GkaCryptoError(f"{what} does not verify")
+
+
+@pure(8192)
+def _verifies(public: bytes, message: bytes, signature: bytes) -> bool:
+    """Whether `signature` over `message` verifies under `public` (runtime.memo: in an
+    exploration the same packet reaches members in many worlds)."""
     try:
         crypto_sign_open(signature + message, public)
-    except (BadSignatureError, CryptoError, ValueError, TypeError) as exc:
-        raise GkaCryptoError(f"{what} does not verify") from exc
+    except (BadSignatureError, CryptoError, ValueError, TypeError):
+        return False
+    return True
 
 
 def verify_session_signature(

@@ -52,13 +52,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import ClassVar
 
 from coincurve import PrivateKey, PublicKey
 from Crypto.Hash import keccak
 
 from runtime.errors import VerificationError
+from runtime.memo import pure
 
 __all__ = [
     "BUNDLE_REFRESH_INTERVAL_MS",
@@ -179,7 +179,7 @@ def _public(point: bytes, what: str = "public key") -> PublicKey:
         raise StatusCryptoError(what, "not a point of secp256k1") from exc
 
 
-@lru_cache(maxsize=256)
+@pure(256)
 def _decompressed(point: bytes) -> PublicKey:
     # A ratchet's DH step multiplies the same remote key twice, and X3DH checks keys it then
     # uses: decompressing (a square root mod p) is a sixth of a multiplication. coincurve's

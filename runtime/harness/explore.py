@@ -48,6 +48,7 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime import memo
 from runtime.copying import Copier, copy_fields, share, values
 from runtime.device import RECORDS
 from runtime.errors import UsageError
@@ -189,6 +190,10 @@ class Report:
     seen_bytes: int = 0  # the seen-set's memory: its table, keys and rank tuples
     distinct: int = 0  # distinct states (fingerprints, or snapshots when exact)
     workers: int = 1
+    # Steps replayed from remembered moves and steps taken (runtime.harness.moves); pure
+    # functions' results reused and computed (runtime.memo: the protocols' cryptography).
+    moves: tuple[int, int] = (0, 0)
+    pure: tuple[int, int] = (0, 0)
 
     @property
     def bytes_per_state(self) -> float:
@@ -461,7 +466,7 @@ class Explorer:
         a world's parts are its parent's but for what its step changed (`apply` notes it)."""
         now = world.sim.now
         entry = self.moves.entry
-        number = self._number
+        number, numbers = self._number, self._numbers
         net = world.sim.network
         labels = self._labels
         names = self._names
@@ -496,7 +501,8 @@ class Explorer:
                 left = None if p.deadline is None else p.deadline - now
                 limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
                 timed = part, left, limits
-                key[i] = number(timed, functools.partial(self._timed_hash, timed))
+                n = numbers.get(timed)
+                key[i] = n if n is not None else number(timed, functools.partial(self._timed_hash, timed))
         for i, r in receivers:
             queue = []
             for d in net.queue(r):
@@ -505,7 +511,8 @@ class Explorer:
                     found = labels[id(d.label)] = d.label, number(d.label)
                 queue.append(found[1] * 3 + d.copy)
             part = r, tuple(queue)
-            key[i] = number(part, functools.partial(self._queue_hash, part))
+            n = numbers.get(part)
+            key[i] = n if n is not None else number(part, functools.partial(self._queue_hash, part))
         if chosen:  # an event or a timeout: a budget, maybe an acceptance, changed
             key[fixed] = number(("budget", tuple(sorted(world.budget.items()))))
             key[fixed + 1] = number(("accepted", tuple(sorted((k, tuple(sorted(v, key=repr)))
@@ -621,7 +628,9 @@ class Explorer:
                     if name not in receivers or (name, label) in world.delivered:
                         yield Choice("replay", name, _name(d), i)
         budget = world.budget
-        for name, p in sorted(world.parties.items()):
+        parties = world.parties
+        for name in self._names or sorted(parties):
+            p = parties[name]
             machine = p.machine
             if machine.stopped:
                 continue
@@ -862,6 +871,7 @@ class Explorer:
     def _run(self, progress: Callable[[Report], None] | None) -> Report:
         report = Report()
         t0 = last = time.perf_counter()
+        counted = self.counts()
         root = self.initial()
         # Fingerprint (or snapshot, when exact) -> the ranks explored with it, as numbers
         # (`_code`): one, or rarely a tuple of several (see `rank`).
@@ -902,11 +912,12 @@ class Explorer:
                 report.states += 1
                 if not report.states & _YOUNG:
                     self._collector.young()
-                report.max_depth = max(report.max_depth, len(path) + 1)
-                self._check(nxt, path + (choice,), report, violated)
+                longer = path + (choice,)
+                report.max_depth = max(report.max_depth, len(longer))
+                self._check(nxt, longer, report, violated)
                 if self._stopped:
                     break
-                frontier.append((nxt, path + (choice,)))
+                frontier.append((nxt, longer))
             if progress is not None and time.perf_counter() - last > 0.2:
                 last = time.perf_counter()
                 report.seconds = last - t0
@@ -921,8 +932,18 @@ class Explorer:
             report.digest = combine(b"".join(fingerprints)).hex()
         report.seen_bytes = _seen_bytes(seen)
         report.distinct = len(seen)
+        report.moves, report.pure = self.counted_since(counted)
         report.seconds = time.perf_counter() - t0
         return report
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """Steps replayed and taken, pure results reused and computed, so far."""
+        return (self.moves.hits, self.moves.misses, *memo.counts())
+
+    def counted_since(self, before: tuple[int, int, int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+        """`Report.moves` and `Report.pure` since `counts()` was `before`."""
+        now = self.counts()
+        return (now[0] - before[0], now[1] - before[1]), (now[2] - before[2], now[3] - before[3])
 
     def expand(self, world: World, path: tuple[Choice, ...], report: Report) -> list[tuple[Choice, World]] | None:
         """One world's step of a search: its successors (the world counted in `report`

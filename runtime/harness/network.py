@@ -90,6 +90,7 @@ class InMemoryNetwork:
     # one. Stored messages are not in flight (`in_flight`): they rest on the relay.
     mailboxes: bool = False
     _stored: dict[str, list[Delivery]] = field(default_factory=dict)  # address -> posts, in order
+    _receivers: tuple[str, ...] = field(default=(), compare=False, repr=False)  # see `receivers`
 
     def __post_init__(self) -> None:
         self._random = SeededRandom(self.seed)
@@ -105,7 +106,7 @@ class InMemoryNetwork:
         twin = InMemoryNetwork.__new__(InMemoryNetwork)
         state = twin.__dict__
         state.update(self.__dict__)
-        state["_members"] = {key: list(items) for key, items in self._members.items()}
+        # `_members` is shared: `attach` replaces it rather than changing it.
         state["_queues"] = {key: list(items) for key, items in self._queues.items()}
         if self._addresses:
             state["_addresses"] = {key: list(items) for key, items in self._addresses.items()}
@@ -124,9 +125,10 @@ class InMemoryNetwork:
         if party in self._addresses:
             raise UsageError(f"{party} is an address parties listen on, not a party's name")
         for t in transports:
-            members = self._members.setdefault(t, [])
+            members = self._members.get(t, [])
             if party not in members:
-                members.append(party)
+                # Replaced, never changed in place: the explorer's forks share them (`fork`).
+                self._members = {**self._members, t: [*members, party]}
         self._queues.setdefault(party, [])
 
     def transports(self, party: str) -> tuple[str, ...]:
@@ -235,9 +237,12 @@ class InMemoryNetwork:
                     break
         return heads
 
-    def receivers(self) -> list[str]:
+    def receivers(self) -> tuple[str, ...]:
         """Every party that has a queue, in order of name."""
-        return sorted(self._queues)
+        known = self._receivers
+        if len(known) != len(self._queues):  # receivers are only ever added
+            known = self._receivers = tuple(sorted(self._queues))
+        return known
 
     def queue(self, receiver: str) -> Sequence[Delivery]:
         """What is in flight to `receiver`, in the order it would read it (read-only)."""
@@ -307,5 +312,5 @@ def _lists(value: dict[str, list[Any]], memo: dict[int, Any]) -> dict[str, list[
 _NETWORK_COPY: dict[str, Copier] = {
     "seed": share, "faults": share, "_seq": share, "now": share, "track_order": share, "_order": values,
     "_members": _lists, "_queues": _lists, "_addresses": _lists, "log": values,  # log: (str, Delivery) tuples
-    "mailboxes": share, "_stored": _lists,
+    "mailboxes": share, "_stored": _lists, "_receivers": share,
 }

@@ -88,6 +88,7 @@ class Shard:
         self.first: dict[str, tuple[Moment, Violation]] = {}  # invariant -> its first violation
         self.root: World | None = None
         self._gc: Collector | None = None
+        self.counted = self.explorer.counts()  # see `result`
 
     # --- the rounds of a level
 
@@ -200,6 +201,7 @@ class Shard:
         self.level = self.level[index::count]
         self.report = Report()
         self.first = {}
+        self.counted = self.explorer.counts()  # the lead's counts are the lead's
         self._collect()  # the lead's collector was restored before the fork
 
     # --- moving worlds between shards
@@ -247,7 +249,7 @@ class Shard:
                 "subsumed": r.subsumed, "terminal_states": r.terminal_states,
                 "seen_bytes": _seen_bytes(self.seen), "distinct": len(self.seen),
                 "fingerprints": sorted(self.seen) if fingerprints else None,
-                "moves": (self.explorer.moves.hits, self.explorer.moves.misses)}
+                "counts": self.explorer.counted_since(self.counted)}
 
 
 class Pool(Protocol):
@@ -489,6 +491,9 @@ def _merge(results: list[dict[str, Any]], t0: float, workers: int = 1) -> Report
     report.seen_bytes = sum(r["seen_bytes"] for r in results)
     report.distinct = sum(r["distinct"] for r in results)
     report.workers = workers
+    moves, pure = zip(*(r["counts"] for r in results), strict=True)
+    report.moves = (sum(m[0] for m in moves), sum(m[1] for m in moves))
+    report.pure = (sum(p[0] for p in pure), sum(p[1] for p in pure))
     # Each invariant's first violation, and the violations in the order met, as the
     # one-process search reports them.
     first: dict[str, tuple[Moment, Violation]] = {}
