@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import gc
 import importlib
 import operator
@@ -466,7 +465,7 @@ class Explorer:
         a world's parts are its parent's but for what its step changed (`apply` notes it)."""
         now = world.sim.now
         entry = self.moves.entry
-        number, numbers = self._number, self._numbers
+        number = self._number
         net = world.sim.network
         labels = self._labels
         names = self._names
@@ -501,8 +500,7 @@ class Explorer:
                 left = None if p.deadline is None else p.deadline - now
                 limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
                 timed = part, left, limits
-                n = numbers.get(timed)
-                key[i] = n if n is not None else number(timed, functools.partial(self._timed_hash, timed))
+                key[i] = number(timed, self._timed_hash)
         for i, r in receivers:
             queue = []
             for d in net.queue(r):
@@ -511,8 +509,7 @@ class Explorer:
                     found = labels[id(d.label)] = d.label, number(d.label)
                 queue.append(found[1] * 3 + d.copy)
             part = r, tuple(queue)
-            n = numbers.get(part)
-            key[i] = n if n is not None else number(part, functools.partial(self._queue_hash, part))
+            key[i] = number(part, self._queue_hash)
         if chosen:  # an event or a timeout: a budget, maybe an acceptance, changed
             key[fixed] = number(("budget", tuple(sorted(world.budget.items()))))
             key[fixed + 1] = number(("accepted", tuple(sorted((k, tuple(sorted(v, key=repr)))
@@ -534,15 +531,16 @@ class Explorer:
         stable = self._stable
         return combine(b"q" + stable_hash(part[0]) + b"".join([stable[n // 3] + b"%d" % (n % 3) for n in part[1]]))
 
-    def _number(self, part: Hashable, stable: Callable[[], bytes] | None = None) -> int:
+    def _number(self, part: Hashable, stable: Callable[[Any], bytes] | None = None) -> int:
         """The number of a part of snapshots (equal parts, one number), so that a
         snapshot is a tuple of small numbers, cheap to hash and compare, and each part is
         held once (by the table), not once per state. Each number has the part's stable
-        hash too (runtime.harness.fingerprint; `stable` for a part made of numbers)."""
+        hash too (runtime.harness.fingerprint; `stable(part)` for a part made of numbers,
+        called only for a part not numbered before)."""
         n = self._numbers.get(part)
         if n is None:
             n = self._numbers[part] = len(self._numbers)
-            self._stable.append(stable_hash(part) if stable is None else stable())
+            self._stable.append(stable_hash(part) if stable is None else stable(part))
         return n
 
     def fingerprint(self, world: World) -> bytes:
