@@ -162,7 +162,7 @@ class KeySyncEvent(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Beacon:
-    """message Beacon 2, type=broadcast, ratelimit=10, security=unencrypted (line 726)."""
+    """message Beacon 2, type=broadcast, ratelimit=10, security=unencrypted (line 747)."""
 
     ID: ClassVar[int] = 2
     NAME: ClassVar[str] = "Beacon"
@@ -197,7 +197,7 @@ class Beacon:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NegotiationRequest:
-    """message NegotiationRequest 3, security=untrusted (line 732)."""
+    """message NegotiationRequest 3, security=untrusted (line 753)."""
 
     ID: ClassVar[int] = 3
     NAME: ClassVar[str] = "NegotiationRequest"
@@ -247,7 +247,7 @@ class NegotiationRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NegotiationOpen:
-    """message NegotiationOpen 4, security=untrusted (line 740)."""
+    """message NegotiationOpen 4, security=untrusted (line 761)."""
 
     ID: ClassVar[int] = 4
     NAME: ClassVar[str] = "NegotiationOpen"
@@ -287,7 +287,7 @@ class NegotiationOpen:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rollback:
-    """message Rollback 5, security=untrusted (line 746)."""
+    """message Rollback 5, security=untrusted (line 767)."""
 
     ID: ClassVar[int] = 5
     NAME: ClassVar[str] = "Rollback"
@@ -316,7 +316,7 @@ class Rollback:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitReject:
-    """message CommitReject 6, security=untrusted (line 750)."""
+    """message CommitReject 6, security=untrusted (line 771)."""
 
     ID: ClassVar[int] = 6
     NAME: ClassVar[str] = "CommitReject"
@@ -345,7 +345,7 @@ class CommitReject:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitAcceptOfferer:
-    """message CommitAcceptOfferer 7, security=untrusted (line 754)."""
+    """message CommitAcceptOfferer 7, security=untrusted (line 775)."""
 
     ID: ClassVar[int] = 7
     NAME: ClassVar[str] = "CommitAcceptOfferer"
@@ -374,7 +374,7 @@ class CommitAcceptOfferer:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitAcceptRequester:
-    """message CommitAcceptRequester 8, security=untrusted (line 758)."""
+    """message CommitAcceptRequester 8, security=untrusted (line 779)."""
 
     ID: ClassVar[int] = 8
     NAME: ClassVar[str] = "CommitAcceptRequester"
@@ -403,7 +403,7 @@ class CommitAcceptRequester:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitAccept:
-    """message CommitAccept 9, security=untrusted (line 762)."""
+    """message CommitAccept 9, security=untrusted (line 783)."""
 
     ID: ClassVar[int] = 9
     NAME: ClassVar[str] = "CommitAccept"
@@ -432,7 +432,7 @@ class CommitAccept:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitAcceptForGroup:
-    """message CommitAcceptForGroup 10, security=untrusted (line 766)."""
+    """message CommitAcceptForGroup 10, security=untrusted (line 787)."""
 
     ID: ClassVar[int] = 10
     NAME: ClassVar[str] = "CommitAcceptForGroup"
@@ -461,7 +461,7 @@ class CommitAcceptForGroup:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupTrustThisKey:
-    """message GroupTrustThisKey 11 (line 773)."""
+    """message GroupTrustThisKey 11 (line 794)."""
 
     ID: ClassVar[int] = 11
     NAME: ClassVar[str] = "GroupTrustThisKey"
@@ -495,7 +495,7 @@ class GroupTrustThisKey:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupKeysForNewMember:
-    """message GroupKeysForNewMember 12, security=attach_own_keys_for_new_member (line 783)."""
+    """message GroupKeysForNewMember 12, security=attach_own_keys_for_new_member (line 804)."""
 
     ID: ClassVar[int] = 12
     NAME: ClassVar[str] = "GroupKeysForNewMember"
@@ -529,7 +529,7 @@ class GroupKeysForNewMember:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupKeysAndClose:
-    """message GroupKeysAndClose 13, security=attach_own_keys_for_group (line 789)."""
+    """message GroupKeysAndClose 13, security=attach_own_keys_for_group (line 810)."""
 
     ID: ClassVar[int] = 13
     NAME: ClassVar[str] = "GroupKeysAndClose"
@@ -558,7 +558,7 @@ class GroupKeysAndClose:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OwnKeysOfferer:
-    """message OwnKeysOfferer 14, security=attach_own_keys_for_group (line 794)."""
+    """message OwnKeysOfferer 14, security=attach_own_keys_for_group (line 815)."""
 
     ID: ClassVar[int] = 14
     NAME: ClassVar[str] = "OwnKeysOfferer"
@@ -587,7 +587,7 @@ class OwnKeysOfferer:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OwnKeysRequester:
-    """message OwnKeysRequester 15, security=attach_own_keys_for_new_member (line 798)."""
+    """message OwnKeysRequester 15, security=attach_own_keys_for_new_member (line 819)."""
 
     ID: ClassVar[int] = 15
     NAME: ClassVar[str] = "OwnKeysRequester"
@@ -616,7 +616,7 @@ class OwnKeysRequester:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NegotiationRequestGrouped:
-    """message NegotiationRequestGrouped 16, security=untrusted (line 804)."""
+    """message NegotiationRequestGrouped 16, security=untrusted (line 825)."""
 
     ID: ClassVar[int] = 16
     NAME: ClassVar[str] = "NegotiationRequestGrouped"
@@ -666,7 +666,7 @@ class NegotiationRequestGrouped:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupHandshake:
-    """message GroupHandshake 17 (line 812)."""
+    """message GroupHandshake 17 (line 833)."""
 
     ID: ClassVar[int] = 17
     NAME: ClassVar[str] = "GroupHandshake"
@@ -700,7 +700,7 @@ class GroupHandshake:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupKeysUpdate:
-    """message GroupKeysUpdate 18, security=attach_own_keys_for_group (line 818)."""
+    """message GroupKeysUpdate 18, security=attach_own_keys_for_group (line 839)."""
 
     ID: ClassVar[int] = 18
     NAME: ClassVar[str] = "GroupKeysUpdate"
@@ -729,7 +729,7 @@ class GroupKeysUpdate:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InitUnledGroupKeyReset:
-    """message InitUnledGroupKeyReset 19 (line 823)."""
+    """message InitUnledGroupKeyReset 19 (line 844)."""
 
     ID: ClassVar[int] = 19
     NAME: ClassVar[str] = "InitUnledGroupKeyReset"
@@ -750,7 +750,7 @@ class InitUnledGroupKeyReset:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ElectGroupKeyResetLeader:
-    """message ElectGroupKeyResetLeader 20 (line 826)."""
+    """message ElectGroupKeyResetLeader 20 (line 847)."""
 
     ID: ClassVar[int] = 20
     NAME: ClassVar[str] = "ElectGroupKeyResetLeader"
@@ -779,7 +779,7 @@ class ElectGroupKeyResetLeader:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SynchronizeGroupKeys:
-    """message SynchronizeGroupKeys 21, ratelimit=60 (line 830)."""
+    """message SynchronizeGroupKeys 21, ratelimit=60 (line 851)."""
 
     ID: ClassVar[int] = 21
     NAME: ClassVar[str] = "SynchronizeGroupKeys"
@@ -1255,19 +1255,23 @@ class KeySync(Machine):
         return None
 
     def Grouped_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 400)."""
+        """on CommitReject (message, line 404)."""
         b = self.bindings
+        if b.sameNegotiationAndPartner():
+            b.untrustThisKey()
         b.storeNegotiation()
         return None
 
     def Grouped_Rollback(self) -> int | None:
-        """on Rollback (message, line 404)."""
+        """on Rollback (message, line 412)."""
         b = self.bindings
+        if b.sameNegotiationAndPartner():
+            b.untrustThisKey()
         b.storeNegotiation()
         return None
 
     def Grouped_GroupHandshake(self) -> int | None:
-        """on GroupHandshake (message, line 411)."""
+        """on GroupHandshake (message, line 422)."""
         b = self.bindings
         if b.sameNegotiation():
             self.debug("a negotiation this device was in; it ended")
@@ -1278,14 +1282,17 @@ class KeySync(Machine):
         return None
 
     def Grouped_GroupTrustThisKey(self) -> int | None:
-        """on GroupTrustThisKey (message, line 422)."""
+        """on GroupTrustThisKey (message, line 437)."""
         b = self.bindings
         if b.fromGroupMember():
-            b.trustThisKey()
+            if b.sameNegotiation():
+                self.debug("a negotiation this device was in; its trust was decided there")
+            else:
+                b.trustThisKey()
         return None
 
     def Grouped_LeaveDeviceGroup(self) -> int | None:
-        """on LeaveDeviceGroup (signaled, line 427)."""
+        """on LeaveDeviceGroup (signaled, line 448)."""
         b = self.bindings
         self.send(InitUnledGroupKeyReset)
         b.disable()
@@ -1293,7 +1300,7 @@ class KeySync(Machine):
         return None
 
     def Grouped_InitUnledGroupKeyReset(self) -> int | None:
-        """on InitUnledGroupKeyReset (message, line 433)."""
+        """on InitUnledGroupKeyReset (message, line 454)."""
         b = self.bindings
         self.debug("unled group key reset; new group keys will be elected")
         b.useOwnResponse()
@@ -1303,7 +1310,7 @@ class KeySync(Machine):
     # --- state GroupKeyResetElection
 
     def GroupKeyResetElection_ElectGroupKeyResetLeader(self) -> int | None:
-        """on ElectGroupKeyResetLeader (message, line 442)."""
+        """on ElectGroupKeyResetLeader (message, line 463)."""
         b = self.bindings
         if b.sameResponse():
             b.resetOwnGroupedKeys()
@@ -1315,13 +1322,13 @@ class KeySync(Machine):
     # --- state HandshakingToJoin
 
     def HandshakingToJoin_Init(self) -> int | None:
-        """on Init (init, line 457)."""
+        """on Init (init, line 478)."""
         b = self.bindings
         b.showJoinGroupHandshake()
         return None
 
     def HandshakingToJoin_Cancel(self) -> int | None:
-        """on Cancel (external, line 464)."""
+        """on Cancel (external, line 485)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(Rollback)
@@ -1329,7 +1336,7 @@ class KeySync(Machine):
         return KEYSYNC_SOLE
 
     def HandshakingToJoin_Rollback(self) -> int | None:
-        """on Rollback (message, line 475)."""
+        """on Rollback (message, line 496)."""
         b = self.bindings
         if b.sameNegotiation():
             self.send(Rollback)
@@ -1338,7 +1345,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingToJoin_Reject(self) -> int | None:
-        """on Reject (external, line 485)."""
+        """on Reject (external, line 506)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(CommitReject)
@@ -1346,14 +1353,14 @@ class KeySync(Machine):
         return KEYSYNC_END
 
     def HandshakingToJoin_CommitAcceptForGroup(self) -> int | None:
-        """on CommitAcceptForGroup (message, line 492)."""
+        """on CommitAcceptForGroup (message, line 513)."""
         b = self.bindings
         if b.sameNegotiation():
             return KEYSYNC_HANDSHAKING_TO_JOIN_PHASE2
         return None
 
     def HandshakingToJoin_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 500)."""
+        """on CommitReject (message, line 521)."""
         b = self.bindings
         if b.sameNegotiation():
             self.send(CommitReject)
@@ -1362,7 +1369,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingToJoin_Accept(self) -> int | None:
-        """on Accept (external, line 509)."""
+        """on Accept (external, line 530)."""
         b = self.bindings
         b.trustThisKey()
         return KEYSYNC_HANDSHAKING_TO_JOIN_PHASE1
@@ -1370,7 +1377,7 @@ class KeySync(Machine):
     # --- state HandshakingToJoinPhase1
 
     def HandshakingToJoinPhase1_Rollback(self) -> int | None:
-        """on Rollback (message, line 518)."""
+        """on Rollback (message, line 539)."""
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
@@ -1380,7 +1387,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingToJoinPhase1_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 528)."""
+        """on CommitReject (message, line 549)."""
         b = self.bindings
         if b.sameNegotiation():
             b.untrustThisKey()
@@ -1390,7 +1397,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingToJoinPhase1_CommitAcceptForGroup(self) -> int | None:
-        """on CommitAcceptForGroup (message, line 537)."""
+        """on CommitAcceptForGroup (message, line 558)."""
         b = self.bindings
         if b.sameNegotiation():
             self.send(CommitAccept)
@@ -1400,7 +1407,7 @@ class KeySync(Machine):
     # --- state HandshakingToJoinPhase2
 
     def HandshakingToJoinPhase2_Cancel(self) -> int | None:
-        """on Cancel (external, line 547)."""
+        """on Cancel (external, line 568)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(Rollback)
@@ -1408,7 +1415,7 @@ class KeySync(Machine):
         return KEYSYNC_SOLE
 
     def HandshakingToJoinPhase2_Reject(self) -> int | None:
-        """on Reject (external, line 555)."""
+        """on Reject (external, line 576)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(CommitReject)
@@ -1416,7 +1423,7 @@ class KeySync(Machine):
         return KEYSYNC_END
 
     def HandshakingToJoinPhase2_Accept(self) -> int | None:
-        """on Accept (external, line 563)."""
+        """on Accept (external, line 584)."""
         b = self.bindings
         b.trustThisKey()
         b.useOwnNegotiation()
@@ -1424,7 +1431,7 @@ class KeySync(Machine):
         return KEYSYNC_JOINING_GROUP
 
     def HandshakingToJoinPhase2_Rollback(self) -> int | None:
-        """on Rollback (message, line 574)."""
+        """on Rollback (message, line 595)."""
         b = self.bindings
         if b.sameNegotiation():
             self.send(Rollback)
@@ -1433,7 +1440,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingToJoinPhase2_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 583)."""
+        """on CommitReject (message, line 604)."""
         b = self.bindings
         if b.sameNegotiation():
             self.send(CommitReject)
@@ -1444,14 +1451,14 @@ class KeySync(Machine):
     # --- state JoiningGroup
 
     def JoiningGroup_Init(self) -> int | None:
-        """on Init (init, line 593)."""
+        """on Init (init, line 614)."""
         b = self.bindings
         b.prepareOwnKeys()
         b.backupOwnKeys()
         return None
 
     def JoiningGroup_GroupKeysForNewMember(self) -> int | None:
-        """on GroupKeysForNewMember (message, line 599)."""
+        """on GroupKeysForNewMember (message, line 620)."""
         b = self.bindings
         if b.sameNegotiationAndPartner():
             b.saveGroupKeys()
@@ -1465,47 +1472,47 @@ class KeySync(Machine):
     # --- state HandshakingGrouped
 
     def HandshakingGrouped_Init(self) -> int | None:
-        """on Init (init, line 613)."""
+        """on Init (init, line 634)."""
         b = self.bindings
         b.showGroupedHandshake()
         return None
 
     def HandshakingGrouped_Cancel(self) -> int | None:
-        """on Cancel (external, line 618)."""
+        """on Cancel (external, line 639)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(Rollback)
         return KEYSYNC_GROUPED
 
     def HandshakingGrouped_Rollback(self) -> int | None:
-        """on Rollback (message, line 624)."""
+        """on Rollback (message, line 645)."""
         b = self.bindings
         if b.sameNegotiation():
             return KEYSYNC_GROUPED
         return None
 
     def HandshakingGrouped_Reject(self) -> int | None:
-        """on Reject (external, line 631)."""
+        """on Reject (external, line 652)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(CommitReject)
         return KEYSYNC_GROUPED
 
     def HandshakingGrouped_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 637)."""
+        """on CommitReject (message, line 658)."""
         b = self.bindings
         if b.sameNegotiation():
             return KEYSYNC_GROUPED
         return None
 
     def HandshakingGrouped_Accept(self) -> int | None:
-        """on Accept (external, line 643)."""
+        """on Accept (external, line 664)."""
         b = self.bindings
         b.trustThisKey()
         return KEYSYNC_HANDSHAKING_GROUPED_PHASE1
 
     def HandshakingGrouped_GroupTrustThisKey(self) -> int | None:
-        """on GroupTrustThisKey (message, line 648)."""
+        """on GroupTrustThisKey (message, line 669)."""
         b = self.bindings
         if b.fromGroupMember():
             b.trustThisKey()
@@ -1514,7 +1521,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingGrouped_GroupKeysUpdate(self) -> int | None:
-        """on GroupKeysUpdate (message, line 656)."""
+        """on GroupKeysUpdate (message, line 677)."""
         b = self.bindings
         if b.fromGroupMember():
             b.saveGroupKeys()
@@ -1523,7 +1530,7 @@ class KeySync(Machine):
     # --- state HandshakingGroupedPhase1
 
     def HandshakingGroupedPhase1_Init(self) -> int | None:
-        """on Init (init, line 664)."""
+        """on Init (init, line 685)."""
         b = self.bindings
         b.useOwnNegotiation()
         self.send(GroupTrustThisKey)
@@ -1531,7 +1538,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingGroupedPhase1_Rollback(self) -> int | None:
-        """on Rollback (message, line 677)."""
+        """on Rollback (message, line 698)."""
         b = self.bindings
         if b.sameNegotiationAndPartner():
             b.untrustThisKey()
@@ -1539,7 +1546,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingGroupedPhase1_CommitReject(self) -> int | None:
-        """on CommitReject (message, line 685)."""
+        """on CommitReject (message, line 706)."""
         b = self.bindings
         if b.sameNegotiationAndPartner():
             b.untrustThisKey()
@@ -1547,7 +1554,7 @@ class KeySync(Machine):
         return None
 
     def HandshakingGroupedPhase1_CommitAccept(self) -> int | None:
-        """on CommitAccept (message, line 692)."""
+        """on CommitAccept (message, line 713)."""
         b = self.bindings
         if b.sameNegotiation():
             b.prepareOwnKeys()
@@ -1557,21 +1564,21 @@ class KeySync(Machine):
         return None
 
     def HandshakingGroupedPhase1_GroupTrustThisKey(self) -> int | None:
-        """on GroupTrustThisKey (message, line 701)."""
+        """on GroupTrustThisKey (message, line 722)."""
         b = self.bindings
         if b.fromGroupMember():
             b.trustThisKey()
         return None
 
     def HandshakingGroupedPhase1_GroupKeysUpdate(self) -> int | None:
-        """on GroupKeysUpdate (message, line 706)."""
+        """on GroupKeysUpdate (message, line 727)."""
         b = self.bindings
         if b.fromGroupMember():
             b.saveGroupKeys()
         return None
 
     def HandshakingGroupedPhase1_GroupKeysAndClose(self) -> int | None:
-        """on GroupKeysAndClose (message, line 711)."""
+        """on GroupKeysAndClose (message, line 732)."""
         b = self.bindings
         if b.fromGroupMember():
             return KEYSYNC_GROUPED

@@ -57,7 +57,7 @@ def _comment_above(lines: list[str], line: int) -> str:
 def test_every_repair_names_a_finding_written_up_in_the_docs() -> None:
     marked = {int(n) for name in ("keysync_repaired.fsm", "device.py")
               for n in REPAIR.findall((REPAIRED / name).read_text())}
-    assert marked == {1, 2, 3, 5, 7, 8, 9, 10}
+    assert marked == {1, 2, 3, 5, 7, 8, 9, 10, 11}
     readme = (REPAIRED / "README.md").read_text()
     for n in marked:
         assert re.search(rf"^### {n}\. ", DOCS, re.M), f"repair {n}: no finding {n} in docs/exploration.md"
@@ -99,6 +99,7 @@ def test_every_difference_from_the_draft_is_a_marked_repair() -> None:
         ("FormingGroupOfferer", "Cancel"), ("FormingGroupOfferer", "Rollback"),
         ("FormingGroupRequester", "Cancel"), ("FormingGroupRequester", "Rollback"),
         ("Grouped", "CommitReject"), ("Grouped", "Rollback"), ("Grouped", "GroupHandshake"),
+        ("Grouped", "GroupTrustThisKey"),
         ("HandshakingToJoin", "Cancel"), ("HandshakingToJoin", "Rollback"), ("HandshakingToJoin", "Reject"),
         ("HandshakingToJoin", "CommitReject"),
         ("HandshakingToJoinPhase1", "Rollback"), ("HandshakingToJoinPhase1", "CommitReject"),
@@ -236,3 +237,43 @@ def test_the_drafts_join_counterexample_no_longer_stalls(finding: str) -> None:
     explorer, world = _walk("keysync_repaired", labels, strict=False)
     assert _broken(explorer, world) == set()
     assert all(world.state_of(n) in ("Grouped", "Sole", "End") for n in world.parties)
+
+
+# --- finding 11: a member left trusting the key of a device the user rejected
+
+REJECTED = {
+    # The desktop's user accepts and tells the laptop to trust the tablet's key; then the
+    # tablet's user rejects: the desktop withdraws its trust, the laptop (Grouped) kept it.
+    "after the trust": START + "deliver NegotiationOpen to desktop; deliver GroupHandshake to laptop; "
+    "deliver GroupHandshake to desktop; deliver NegotiationRequestGrouped to tablet; "
+    "deliver NegotiationOpen to tablet; deliver GroupHandshake to tablet; Accept on desktop; "
+    "deliver GroupTrustThisKey to desktop; deliver CommitAcceptForGroup to desktop; "
+    "deliver GroupTrustThisKey to laptop; deliver CommitAcceptForGroup to laptop; "
+    "deliver GroupTrustThisKey to tablet; deliver CommitAcceptForGroup to tablet; Reject on tablet; "
+    "deliver CommitReject to desktop; deliver CommitReject to laptop; deliver CommitReject to tablet",
+    # The tablet's user rejects first; the laptop's accepts meanwhile: its own
+    # GroupTrustThisKey, back at it after the CommitReject, and at the desktop, already
+    # back in Grouped, trusts the rejected key again.
+    "before the trust": START + "deliver NegotiationOpen to desktop; deliver GroupHandshake to laptop; "
+    "deliver GroupHandshake to desktop; deliver NegotiationRequestGrouped to tablet; "
+    "deliver NegotiationOpen to tablet; deliver GroupHandshake to tablet; Reject on tablet; "
+    "deliver CommitReject to tablet; deliver CommitReject to desktop; Accept on laptop; "
+    "deliver GroupTrustThisKey to desktop; deliver CommitAcceptForGroup to desktop; "
+    "deliver CommitReject to laptop; deliver GroupTrustThisKey to laptop; deliver CommitAcceptForGroup to laptop; "
+    "deliver GroupTrustThisKey to tablet; deliver CommitAcceptForGroup to tablet",
+}
+
+
+@pytest.mark.parametrize("order", list(REJECTED))
+def test_a_rejected_device_is_no_longer_trusted_by_the_group(order: str) -> None:
+    """Finding 11 (grouped_devices_trust_their_group): on the draft a member ends Grouped
+    trusting the key of the device its user rejected; repaired, no member does."""
+    explorer, world = _walk("keysync", REJECTED[order], strict=True)
+    assert _broken(explorer, world) == {"grouped_devices_trust_their_group"}
+    tablet = world.parties["tablet"].device.keyring.primary
+    explorer, world = _walk("keysync_repaired", REJECTED[order], strict=True)
+    assert _broken(explorer, world) == set()
+    assert world.state_of("tablet") == "End"
+    for member in ("laptop", "desktop"):
+        assert world.state_of(member) == "Grouped"
+        assert tablet not in world.parties[member].device.keyring.trusted

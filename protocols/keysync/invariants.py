@@ -255,11 +255,56 @@ def users_are_asked_once(world: World) -> str | None:
     return None
 
 
+def grouped_devices_trust_their_group(world: World) -> str | None:
+    """(13) In a quiet state of a run without faults or timeouts, a Grouped device trusts
+    no key but its group's: every other device's key it trusts is one whose private part
+    it holds, as the group's members hold each other's. A joining device's key, trusted
+    by a member on its user's Accept or on another member's GroupTrustThisKey, is
+    withdrawn when the join ends without that device (7 asks the same of devices that are
+    not Grouped). After a lost message or a timeout a member may be left trusting it: a
+    Grouped device has no timer, and the new device's CommitReject is not acknowledged
+    (as finding 6's GroupKeysAndClose is not)."""
+    if world.faults or world.timeouts_fired:
+        return None
+    for name in world.parties:
+        if world.state_of(name) != "Grouped":
+            continue
+        ring = device(world, name).keyring
+        foreign = ring.trusted - set(ring.private)
+        if foreign:
+            return f"{name} is Grouped but trusts {', '.join(sorted(f[:8] for f in foreign))}, a key outside its group"
+    return None
+
+
+def every_member_is_asked(world: World) -> str | None:
+    """(14) 2.2.2.1, steps 5 and 6: the winner's GroupHandshake "activates the Trustwords
+    dialog on all Grouped Devices", so that the user may accept on any of them. In a quiet
+    state of a run without faults or timeouts, while a member of a group shows the dialog
+    of a negotiation that no user has accepted yet, every other member of its group that
+    has not disabled sync shows it too. (A lost GroupHandshake leaves a member's user
+    unasked; the join still completes through the others.)"""
+    if not world.quiet or world.faults or world.timeouts_fired:
+        return None
+    accepted = set().union(*world.accepted.values())
+    for name, party in world.parties.items():
+        asked = negotiation(party.device)
+        group = device(world, name).keyring.group
+        if not group or not _dialog_open(party) or asked in accepted:
+            continue
+        for other, p in world.parties.items():
+            if other == name or device(world, other).is_disabled or not group & device(world, other).keyring.group:
+                continue
+            if not _dialog_open(p) or negotiation(p.device) != asked:
+                return (f"{name} asks its user about negotiation {asked.hex()[:8] if asked else None}, "
+                        f"but {other} of its group does not ({world.state_of(other)})")
+    return None
+
+
 INVARIANTS = Invariants(
     safety=(no_keys_before_both_accepted,),
     quiescent=(grouped_parties_share_keys, no_deadlock, agreement_on_the_outcome, accepted_negotiations_group,
                trust_withdrawn, grouped_parties_use_the_same_keys, group_keys_stay_in_the_group,
-               ended_devices_are_disabled, devices_meet),
+               ended_devices_are_disabled, devices_meet, grouped_devices_trust_their_group, every_member_is_asked),
     terminal=(no_stall_after_acceptance, no_stall, users_are_asked_once),
     observed=observed,
 )
