@@ -430,3 +430,25 @@ def test_a_user_answer_named_as_a_signal_too_stays_on_the_user_budget() -> None:
     without = Explorer.for_scenario(scenario).run()
     assert with_signal.complete and (with_signal.states, with_signal.transitions) == (without.states,
                                                                                      without.transitions)
+
+
+def test_the_explorer_records_every_answer_and_the_user_is_not_asked_again(form: Scenario) -> None:
+    """A user's Cancel is an answer (world.answered), not a consent (world.accepted); a
+    dialog shown again about that negotiation breaks `users_are_asked_once`."""
+    explorer = Explorer(form)
+    world = explorer.initial()
+    while not any(c.kind == "event" for c in explorer.choices(world)):
+        world = explorer.apply(world, next(c for c in explorer.choices(world) if c.kind == "deliver"))
+    cancel = next(c for c in explorer.choices(world) if c.detail == "Cancel")
+    asked = invariants.negotiation(world.parties[cancel.party].device)
+    assert asked is not None
+    after = explorer.apply(world, cancel)
+    assert after.answered[cancel.party] == {asked} and after.accepted[cancel.party] == frozenset()
+    assert world.answered[cancel.party] == frozenset()  # the world before is left as it was
+    assert explorer.snapshot(after) != explorer.snapshot(world)
+    # The dialog as it was before the Cancel, with the Cancel recorded: asked again.
+    again = copy.deepcopy(world)
+    again.answered[cancel.party] = frozenset({asked})
+    message = invariants.users_are_asked_once(again)
+    assert message is not None and "rejected or cancelled" in message and cancel.party in message
+    assert invariants.users_are_asked_once(world) is None

@@ -247,11 +247,17 @@ def devices_meet(world: World) -> str | None:
 
 def users_are_asked_once(world: World) -> str | None:
     """(12) At the end of a run no device shows a dialog about a negotiation its user
-    already accepted: a user is asked once (2.2.1.1; a second dialog for the same
-    negotiation is a handshake state entered again)."""
+    already answered (accepted, rejected or cancelled): a user is asked once (2.2.1.1; a
+    second dialog for the same negotiation is a handshake state entered again)."""
     for name, party in world.parties.items():
-        if _dialog_open(party) and negotiation(party.device) in world.accepted[name]:
+        if not _dialog_open(party):
+            continue
+        asked = negotiation(party.device)
+        if asked in world.accepted[name]:
             return f"{name} asks its user again about a negotiation the user accepted ({world.state_of(name)})"
+        if asked in world.answered[name]:
+            return (f"{name} asks its user again about a negotiation the user rejected or cancelled "
+                    f"({world.state_of(name)})")
     return None
 
 

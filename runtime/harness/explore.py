@@ -86,6 +86,9 @@ class World:
     sim: Simulation
     budget: dict[tuple[str, str], int]  # (party, user|timeout|signal) -> left
     accepted: dict[str, frozenset[Hashable]]  # party -> negotiations the user consented to
+    # party -> negotiations the user answered, whatever the answer (KeySync: Accept,
+    # Reject or Cancel): what the user was asked about and need not be asked again.
+    answered: dict[str, frozenset[Hashable]] = field(default_factory=dict)
     dup_used: frozenset[tuple[str, Any]] = frozenset()
     # Receivers whose next message is held back until a message behind it overtakes it
     # (the reorder fault, as the reduced search injects it: see Explorer.choices).
@@ -150,7 +153,7 @@ _WORLD_COPY: dict[str, Copier] = {
     # A copy is changed before its snapshot is taken (Explorer.apply sets what it carries).
     "records": lambda records, memo: None, "carried": lambda carried, memo: None,
     "parts": lambda parts, memo: None, "changed": lambda changed, memo: None,
-    "budget": values, "accepted": values, "dup_used": share, "held": share, "faults": share, "timeouts_fired": share,
+    "budget": values, "accepted": values, "answered": values, "dup_used": share, "held": share, "faults": share, "timeouts_fired": share,
     "disturbed": share, "sent": share, "heard": values, "delivered": share, "replayed": share,
     "ignored": values,
 }
@@ -408,7 +411,8 @@ class Explorer:
             budget[(name, "user")] = self.user_events
             budget[(name, "timeout")] = self.timeouts
             budget[(name, "signal")] = len(self.signals)
-        return World(sim, budget, {name: frozenset() for name in sim.parties}, heard=heard)
+        return World(sim, budget, {name: frozenset() for name in sim.parties},
+                     {name: frozenset() for name in sim.parties}, heard=heard)
 
     def _heard(self, heard: dict[Any, tuple[Delivery, frozenset[str]]],
                log: list[tuple[str, Delivery]]) -> dict[Any, tuple[Delivery, frozenset[str]]]:
@@ -452,7 +456,7 @@ class Explorer:
                             for address, posts in net.stored())
         world.records, world.carried = records, None
         return (tuple(parties), queues, self._intern(tuple(sorted(world.budget.items()))),
-                self._intern(tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items()))),
+                self._intern(_answers(world)),
                 world.dup_used, world.held, self._replays(world) if self.replaying else None)
 
     def _snapshot_shared(self, world: World) -> tuple[int, ...]:
@@ -512,8 +516,7 @@ class Explorer:
             key[i] = number(part, self._queue_hash)
         if chosen:  # an event or a timeout: a budget, maybe an acceptance, changed
             key[fixed] = number(("budget", tuple(sorted(world.budget.items()))))
-            key[fixed + 1] = number(("accepted", tuple(sorted((k, tuple(sorted(v, key=repr)))
-                                                               for k, v in world.accepted.items()))))
+            key[fixed + 1] = number(("accepted", _answers(world)))
         world.parts = key
         snapshot = (*key, number(("faults", world.dup_used, world.held,
                                   self._replays(world) if self.replaying else None)))
@@ -665,6 +668,7 @@ class Explorer:
         state.update(world.__dict__)  # immutable values, but for these:
         state["sim"] = fork(world.sim)
         state["budget"], state["accepted"], state["heard"] = world.budget.copy(), world.accepted.copy(), world.heard
+        state["answered"] = world.answered.copy()
         if self.replaying:
             state["heard"] = world.heard.copy()
         state["ignored"], state["sent"], state["replayed"] = [], False, None
@@ -782,11 +786,14 @@ class Explorer:
             party = sim.parties[choice.party]
             kind = "user" if choice.detail in self.user_answers else "signal"
             world.budget[(choice.party, kind)] -= 1
-            if choice.detail in self.consents:
-                # What the user accepted: the device's current negotiation, where the
-                # protocol has one (invariants ask whether both sides of it accepted).
+            if kind == "user":
+                # What the user answered: the device's current negotiation, where the
+                # protocol has one (invariants ask whether both sides of it accepted, and
+                # whether a user is asked again about one it answered).
                 negotiation = self.negotiation(party.device) if self.negotiation is not None else None
-                world.accepted[choice.party] = world.accepted[choice.party] | {negotiation}
+                world.answered[choice.party] = world.answered[choice.party] | {negotiation}
+                if choice.detail in self.consents:
+                    world.accepted[choice.party] = world.accepted[choice.party] | {negotiation}
             act(world, choice.party, ("event", choice.detail),
                 lambda: sim.step({"party": choice.party, "event": choice.detail}))  # as a scenario step would
         elif choice.kind == "timeout":
@@ -1079,6 +1086,12 @@ class Collector:
 
 
 _YOUNG = (1 << 20) - 1
+
+
+def _answers(world: World) -> tuple[Any, ...]:
+    """The users' acceptances and answers, as a snapshot's part."""
+    return (tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items())),
+            tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.answered.items())))
 
 
 def _code(rank: tuple[int, bool]) -> int:
