@@ -153,7 +153,8 @@ _WORLD_COPY: dict[str, Copier] = {
     # A copy is changed before its snapshot is taken (Explorer.apply sets what it carries).
     "records": lambda records, memo: None, "carried": lambda carried, memo: None,
     "parts": lambda parts, memo: None, "changed": lambda changed, memo: None,
-    "budget": values, "accepted": values, "answered": values, "dup_used": share, "held": share, "faults": share, "timeouts_fired": share,
+    "budget": values, "accepted": values, "answered": values,
+    "dup_used": share, "held": share, "faults": share, "timeouts_fired": share,
     "disturbed": share, "sent": share, "heard": values, "delivered": share, "replayed": share,
     "ignored": values,
 }
