@@ -3,8 +3,9 @@ optimisations, in the same run.
 
 The baseline is the explorer of the tagged commit `explore-baseline` (the commit itself
 when the tag is not in the clone), checked out in a git worktree beside the project with
-bench/baseline.patch applied (fixes to the protocols' code since, which both explorers
-need to explore the same, right, state spaces), and run on the same scenarios, each
+bench/baseline.patch applied (fixes to the protocols' code since, and what the explorer
+records of the users' answers, which both explorers need to explore the same, right,
+state spaces), and run on the same scenarios, each
 exploration in a process of its own (so that each peak memory is its own). Every row of
 the new explorer with one worker and the same search order as a baseline row must
 explore the same number of worlds and transitions and violate the same invariants; the
@@ -39,11 +40,11 @@ BASELINE_TAG = "explore-baseline"
 BASELINE_COMMIT = "4f58e4776b65115d5a3972400b35604dc1d8be19"  # the tag's commit, for clones without tags
 # Applied to the baseline's worktree: KeySync's message labels without the recipients
 # (fixed since), by which both explorers merged worlds that differ in who can open a
-# message in flight (seen on the join with a reordered message); repair 11 and
-# invariants 13 and 14, so that both explore the same FSM against the same checks. (Not
-# the later `users_are_asked_once` that reads `world.answered`, which the baseline's
-# explorer does not record: the answers add no state to any scenario the bench runs,
-# and that invariant is broken on the same rows either way.)
+# message in flight (seen on the join with a reordered message); repair 11 and the
+# invariants since (KeySync's invariants.py as it is); and the users' answers the
+# explorer records (`World.answered`, part of the snapshot, which `users_are_asked_once`
+# reads: on the draft's join they tell 207 more states apart), so that both explore the
+# same FSM, the same space, against the same checks.
 PATCH = ROOT / "bench" / "baseline.patch"
 CORES = len(os.sched_getaffinity(0))
 
