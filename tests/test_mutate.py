@@ -112,3 +112,16 @@ def test_the_command(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeyp
     assert main([*args[:-1], "1", "--mutants", str(killed)]) == 0
     assert len(made) == 1 and not made[0].exists()
     assert main(["mutate", str(FORM_GROUP), "--operators", "nosuch"]) == 2
+
+
+def test_berty_parties_must_end_at_rest_and_forget_the_handshake() -> None:
+    """handshakes_end_at_rest (protocols/berty/invariants.py) kills what no security
+    invariant sees: a Responder left in its dialog after its user accepted, and a
+    Requester that keeps the handshake's ephemeral keys after its last message."""
+    berty = mutate.prepare([ROOT / "protocols" / "berty" / "scenarios" / "contact_accepted.toml"], {})
+    mutate.baseline(berty)
+    stays = find(berty, "remove-go", "Requested on AcceptContact: remove `go Listening;`")
+    keeps = find(berty, "remove-do", "RequestSent on Init: remove `do endHandshake;`")
+    for mutant in (stays, keeps):
+        outcome = mutate.judge(berty, mutant.index)
+        assert (outcome.status, outcome.invariant) == ("killed", "handshakes_end_at_rest"), mutant.description

@@ -194,6 +194,40 @@ def consented_requests_complete(world: World) -> str | None:
     return None
 
 
+def handshakes_end_at_rest(world: World) -> str | None:
+    """Where a contact handshake ends: at the end of a run without faults, timeouts or an
+    attacker, with nothing in flight, each party of the contact request rests in its
+    role's state for what it holds. A Requester in RequestSent once it sent its request
+    (step 5), else in Idle; a Responder in Requested while a request waits for its user,
+    else in Listening. A party left in another state, or in the wrong one for what it
+    holds, has lost its place in the protocol, even when no key went astray; and a
+    Requester that sent its request holds the handshake's ephemeral keys no more. A party
+    whose state timer is running waits for its timeout, which is how a handshake that gets
+    no answer ends by design (a blocked Requester's, one sent to a renewed seed's old
+    point), and is not judged."""
+    if world.faults or world.timeouts_fired or world.sim.network.in_flight():
+        return None
+    contacts = _contacts(world)
+    if any(d.attacker for d in contacts.values()):
+        return None
+    for name, d in _honest(world).items():
+        if world.parties[name].deadline is not None:
+            continue
+        if d.responds:
+            rest = "Requested" if d.requests else "Listening"
+        else:
+            rest = "RequestSent" if d.sent else "Idle"
+        if world.state_of(name) != rest:
+            holds = (f"{len(d.requests)} request(s) waiting for its user" if d.responds
+                     else "its request sent" if d.sent else "no request sent")
+            return f"{name} ends in {world.state_of(name)}, with {holds}: it should rest in {rest}"
+        if rest == "RequestSent" and d.handshake is not None:
+            # Its last message sent, the Requester's handshake is over: its ephemeral keys
+            # must be gone (endHandshake), or a later compromise opens the handshake.
+            return f"{name} sent its request, but still holds the handshake's ephemeral keys"
+    return None
+
+
 def blocked_stay_out(world: World) -> str | None:
     for name, d in _honest(world).items():
         again = [a for a, _ in d.requests + d.contacts if a in d.blocked]
@@ -379,5 +413,5 @@ INVARIANTS = Invariants(safety=(authentication, secrecy, blocked_stay_out, secre
                                 challenges_are_the_users, held_only_if_handed, attackers_stay_out,
                                 opened_as_sent, forward_secrecy, outsiders_stay_out),
                         quiescent=(agreement, delivered_are_opened),
-                        terminal=(linking_ends, consented_requests_complete),
+                        terminal=(linking_ends, consented_requests_complete, handshakes_end_at_rest),
                         observed=observed, replays_change_nothing=True, replayable=("RequesterHello",))
