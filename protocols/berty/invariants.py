@@ -213,10 +213,8 @@ def handshakes_end_at_rest(world: World) -> str | None:
     for name, d in _honest(world).items():
         if world.parties[name].deadline is not None:
             continue
-        if d.responds:
-            rest = "Requested" if d.requests else "Listening"
-        else:
-            rest = "RequestSent" if d.sent else "Idle"
+        responder_rest = "Requested" if d.requests else "Listening"
+        rest = responder_rest if d.responds else "RequestSent" if d.sent else "Idle"
         if world.state_of(name) != rest:
             holds = (f"{len(d.requests)} request(s) waiting for its user" if d.responds
                      else "its request sent" if d.sent else "no request sent")
