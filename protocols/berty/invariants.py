@@ -210,7 +210,7 @@ def handshakes_end_at_rest(world: World) -> str | None:
     contacts = _contacts(world)
     if any(d.attacker for d in contacts.values()):
         return None
-    for name, d in _honest(world).items():
+    for name, d in contacts.items():  # every party honest
         if world.parties[name].deadline is not None:
             continue
         responder_rest = "Requested" if d.requests else "Listening"

@@ -190,16 +190,24 @@ def agreement_on_the_outcome(world: World) -> str | None:
     return None
 
 
+def _trusted_foreign(world: World, name: str) -> str | None:
+    """The keys `name` trusts without holding their private part (shortened, for a
+    message), or None: a device's own keys and its group's are held, any other is another
+    device's."""
+    ring = device(world, name).keyring
+    foreign = ring.trusted - set(ring.private)
+    return ", ".join(sorted(f[:8] for f in foreign)) if foreign else None
+
+
 def trust_withdrawn(world: World) -> str | None:
     """(7) In a quiet state, a device that is not Grouped trusts no other device's key:
     the handshake's trustThisKey is withdrawn (untrustThisKey) when no group forms."""
     for name in world.parties:
         if world.state_of(name) == "Grouped":
             continue
-        ring = device(world, name).keyring
-        foreign = ring.trusted - set(ring.private)
+        foreign = _trusted_foreign(world, name)
         if foreign:
-            return f"{name} is {world.state_of(name)} but trusts {', '.join(sorted(f[:8] for f in foreign))}"
+            return f"{name} is {world.state_of(name)} but trusts {foreign}"
     return None
 
 
@@ -275,10 +283,9 @@ def grouped_devices_trust_their_group(world: World) -> str | None:
     for name in world.parties:
         if world.state_of(name) != "Grouped":
             continue
-        ring = device(world, name).keyring
-        foreign = ring.trusted - set(ring.private)
+        foreign = _trusted_foreign(world, name)
         if foreign:
-            return f"{name} is Grouped but trusts {', '.join(sorted(f[:8] for f in foreign))}, a key outside its group"
+            return f"{name} is Grouped but trusts {foreign}, a key outside its group"
     return None
 
 
