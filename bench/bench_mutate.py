@@ -37,7 +37,9 @@ RUNS = [
     # The main run of each protocol.
     MutationRun("keysync", "keysync", ("form_group.toml",)),
     MutationRun("keysync_engine", "keysync_engine", ("form_group.toml",)),
-    MutationRun("mpenc", "mpenc", ("establish.toml",)),
+    # mpENC: each operation explored at least once (the include in sequence5), and two at once.
+    MutationRun("mpenc", "mpenc", ("establish.toml", "concurrent.toml", "sequence5.toml", "exclude.toml",
+                                   "refresh.toml")),
     MutationRun("commit", "commit", ("all_yes.toml",)),
     MutationRun("berty", "berty", ("contact_accepted.toml",)),
     MutationRun("bisonrelay", "bisonrelay", ("accepted_invite.toml",)),

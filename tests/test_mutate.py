@@ -125,3 +125,31 @@ def test_berty_parties_must_end_at_rest_and_forget_the_handshake() -> None:
     for mutant in (stays, keeps):
         outcome = mutate.judge(berty, mutant.index)
         assert (outcome.status, outcome.invariant) == ("killed", "handshakes_end_at_rest"), mutant.description
+
+
+def test_commit_parties_stay_where_their_records_say_and_abort_only_on_a_no() -> None:
+    """states_agree_with_records (a safety invariant now, protocols/commit/invariants.py)
+    kills a participant left in its dialog after its No, though the coordinator's Abort
+    later takes it to Aborted anyway; abort_needs_a_no kills a Prepare that votes no by
+    itself (Ready's go to InitState, whose Init takes the participant for one whose user
+    never answered)."""
+    commit = mutate.prepare([ROOT / "protocols" / "commit" / "scenarios" / "all_yes.toml"], {})
+    mutate.baseline(commit)
+    expected = {
+        "Voting on No: remove `go Aborted;`": "states_agree_with_records",
+        "Ready on Prepare: `go Voting;` goes to InitState": "abort_needs_a_no",
+    }
+    for text, invariant in expected.items():
+        outcome = mutate.judge(commit, find(commit, "remove-go" if "remove" in text else "retarget-go", text).index)
+        assert (outcome.status, outcome.invariant) == ("killed", invariant), text
+
+
+def test_mpenc_members_stay_where_their_records_say() -> None:
+    """mpENC's states_agree_with_records kills a go to the wrong state that leaves every key
+    right: the last member of the upflow, having sent the downflow, waits in Upflowing,
+    where its own downflow comes back and takes it on to Confirming."""
+    mpenc = mutate.prepare([ROOT / "protocols" / "mpenc" / "scenarios" / "establish.toml"], {})
+    mutate.baseline(mpenc)
+    mutant = find(mpenc, "retarget-go", "Alone on Upflow: `go Confirming;` goes to Upflowing")
+    outcome = mutate.judge(mpenc, mutant.index)
+    assert (outcome.status, outcome.invariant) == ("killed", "states_agree_with_records")

@@ -1,5 +1,9 @@
 """mpENC's invariants, for the explorer (runtime.harness.explore; docs/exploration.md).
 
+- `states_agree_with_records` (safety): a member is in the state its record names:
+  Alone without a session or an operation, InSession with a session and no operation,
+  Upflowing in an operation whose downflow it has not seen, Confirming in one whose
+  downflow it sent or verified.
 - `members_agree` (quiescent): members whose sessions have the same sid hold the same
   group key, members and chain hash, and each verified every member's session signature.
 - `operations_end` (terminal): when a run without faults or timeouts ends, no member is
@@ -27,8 +31,35 @@ def member(world: World, name: str) -> GreetingMember:
 
 
 def observed(party: Any) -> None:
-    """There are no safety invariants: nothing to observe, every silent delivery may be
-    reordered."""
+    """The one safety invariant reads only each member's own state and record, one fact
+    per member: every silent delivery may be reordered (see `states_agree_with_records`)."""
+    return None
+
+
+def _rest_state(m: GreetingMember) -> str:
+    """The state a member's record puts it in between any two steps."""
+    op = m.operation
+    if op is None:
+        return "Alone" if m.session is None else "InSession"
+    return "Confirming" if op.sid else "Upflowing"
+
+
+def states_agree_with_records(world: World) -> str | None:
+    """Between any two steps each member is in the one state its record names
+    (`_rest_state`): an operation is open exactly in Upflowing and Confirming, and its sid
+    (known once the downflow is sent or verified) tells the two apart. A go to the wrong
+    state keeps every key right and is what the next packet meets: a member left Alone
+    with an operation open takes the next upflow as a new one, one InSession with its
+    operation open starts another over it.
+
+    Safety, though it reads the machines' states and `observed` nothing: it is one fact
+    per member, and a delivery the partial-order reduction takes first sends nothing, so
+    it changes only its receiver's fact; each member's fact in a world the reduction skips
+    is that member's fact in a world it explores."""
+    for name in world.parties:
+        state, expected = world.state_of(name), _rest_state(member(world, name))
+        if state != expected:
+            return f"{name} is in {state}, but its record says {expected}"
     return None
 
 
@@ -81,4 +112,5 @@ def operations_succeed(world: World) -> str | None:
     return None
 
 
-INVARIANTS = Invariants(quiescent=(members_agree,), terminal=(operations_end, operations_succeed), observed=observed)
+INVARIANTS = Invariants(safety=(states_agree_with_records,), quiescent=(members_agree,),
+                        terminal=(operations_end, operations_succeed), observed=observed)
