@@ -153,3 +153,21 @@ def test_mpenc_members_stay_where_their_records_say() -> None:
     mutant = find(mpenc, "retarget-go", "Alone on Upflow: `go Confirming;` goes to Upflowing")
     outcome = mutate.judge(mpenc, mutant.index)
     assert (outcome.status, outcome.invariant) == ("killed", "states_agree_with_records")
+
+
+def test_status_requests_pairing_and_bundles_are_checked() -> None:
+    """Status's invariants of the FSM's own duties (protocols/status/invariants.py): a
+    PairDevices that sends nothing (pairings_are_seen), a RotateBundle that rotates nothing
+    (requests_are_done), and a message with no entry for its receiver left unanswered, so
+    its sender never learns of that installation (contacts_learn_installations)."""
+    scenarios = ROOT / "protocols" / "status" / "scenarios"
+    status = mutate.prepare([scenarios / "paired_device.toml", scenarios / "rotation_rekeying.toml"], {})
+    mutate.baseline(status)
+    expected = {
+        ("remove-send", "PairDevices: remove `send BundleAdvert to ownTopic;`"): "pairings_are_seen",
+        ("remove-do", "RotateBundle: remove `do rotateBundle;`"): "requests_are_done",
+        ("remove-send", "DirectMessage: remove `send BundleAdvert to senderTopic;`"): "contacts_learn_installations",
+    }
+    for (operator, text), invariant in expected.items():
+        outcome = mutate.judge(status, find(status, operator, text).index)
+        assert (outcome.status, outcome.invariant) == ("killed", invariant), text

@@ -125,12 +125,14 @@ class Session:
 
 @dataclass(frozen=True, slots=True)
 class SentChat:
-    """A chat message we sent: to which identity, its plaintext, and the installations
-    (identity, id) it was encrypted to."""
+    """A chat message we sent: to which identity, its plaintext, the installations
+    (identity, id) it was encrypted to, and those of our own identity it owes a copy
+    (enabled when it was sent: the fan-out, for the invariants)."""
 
     to: bytes
     plaintext: bytes
     recipients: tuple[tuple[bytes, str], ...]
+    own: tuple[tuple[bytes, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,7 @@ class InstallationState:
     received: tuple[tuple[bytes, str, bytes], ...]
     counter: int
     compose: tuple[bytes, str] | None
+    asked: tuple[tuple[str, str], ...]
     # For people and for the forward-secrecy check: tell no states apart.
     history: tuple[tuple[bytes, str, bytes, dr.Message], ...] = field(compare=False)
     message: Any = field(compare=False)
@@ -253,6 +256,9 @@ class StatusDevice(DeviceBase[InstallationState]):
     received: tuple[tuple[bytes, str, bytes], ...] = ()
     counter: int = 0
     compose: tuple[bytes, str] | None = None
+    # The user's requests, for the invariants (parties.before_event): ("RotateBundle", ""),
+    # ("PairDevices", ""), ("ApproveInstallation", the installation pending then, or "").
+    asked: tuple[tuple[str, str], ...] = ()
     history: tuple[tuple[bytes, str, bytes, dr.Message], ...] = ()
     message: Any = None
     sender: tuple[bytes, str] | None = None
@@ -260,13 +266,13 @@ class StatusDevice(DeviceBase[InstallationState]):
 
     def snapshot(self) -> InstallationState:
         return InstallationState(self.prekeys, self.bundle, self.installations, self.sessions, self.newest,
-                                 self.sent, self.received, self.counter, self.compose, self.history, self.message,
-                                 self.sender, self.rejected)
+                                 self.sent, self.received, self.counter, self.compose, self.asked, self.history,
+                                 self.message, self.sender, self.rejected)
 
     def restore(self, state: InstallationState) -> None:
         self.prekeys, self.bundle, self.installations = state.prekeys, state.bundle, state.installations
         self.sessions, self.newest, self.sent, self.received = state.sessions, state.newest, state.sent, state.received
-        self.counter, self.compose, self.history = state.counter, state.compose, state.history
+        self.counter, self.compose, self.asked, self.history = state.counter, state.compose, state.asked, state.history
         self.message, self.sender, self.rejected = state.message, state.sender, state.rejected
 
     # --- helpers
@@ -591,7 +597,8 @@ class StatusDevice(DeviceBase[InstallationState]):
         plaintext = f"{self.counter}:{text}".encode()
         targets = self.targets(to)
         self._fill(self._encrypt_to(targets, plaintext))
-        self.sent = (*self.sent, SentChat(to, plaintext, tuple((i.identity, i.installation_id) for i in targets)))
+        own = tuple((i.identity, i.installation_id) for i in self.targets(self.identity))
+        self.sent = (*self.sent, SentChat(to, plaintext, tuple((i.identity, i.installation_id) for i in targets), own))
         self.compose = None
 
     def encryptForOwnDevices(self) -> None:
@@ -599,6 +606,9 @@ class StatusDevice(DeviceBase[InstallationState]):
         identity too: every device holds the conversation)."""
         last = self.sent[-1]
         targets = self.targets(self.identity)
+        # An entry-less message to our own topic would be read by nobody (and tell the
+        # network we sent something): the fsm asks hasOwnDevices first.
+        assert targets, "encryptForOwnDevices without an own installation to encrypt to"
         self._fill(self._encrypt_to(targets, last.plaintext))
         self.sent = (*self.sent[:-1], replace(last, recipients=last.recipients + tuple(
             (i.identity, i.installation_id) for i in targets)))

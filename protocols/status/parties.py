@@ -103,7 +103,14 @@ def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str,
 
 def before_event(device: StatusDevice, event: str, step: dict[str, Any] | None = None) -> None:
     """SendChat: the step's `to` (an identity name) and `text`; the explorer's default is
-    the first other identity the installation can reach, and "hello"."""
+    the first other identity the installation can reach, and "hello". The other requests
+    are recorded for the invariants (StatusDevice.asked): what the user asked for, and, of
+    an approval, which installation was pending."""
+    if event in ("RotateBundle", "PairDevices"):
+        device.asked = (*device.asked, (event, ""))
+    if event == "ApproveInstallation":
+        pending = device.own_installations(enabled=False)
+        device.asked = (*device.asked, (event, pending[0].installation_id if pending else ""))
     if event != "SendChat":
         return
     step = step or {}
