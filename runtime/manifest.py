@@ -35,7 +35,10 @@ Check = Callable[[dict[str, Any], dict[str, "Party"]], list[str]]
 class Invariants:
     """The designer's invariants (docs/exploration.md): `safety` holds in every world,
     `quiescent` in every quiet one (nothing in flight, no timer pending), `terminal`
-    where the environment has no choice left. `observed(party)` is what the safety
+    where the environment has no choice left, `stalled` where nothing is left to happen
+    but what disturbs a run (a timeout, a fault, a user's answer that does not consent),
+    and where the run ends (the progress a run must make without any of them: a timeout
+    that would rescue a stuck handshake does not excuse it). `observed(party)` is what the safety
     invariants read of a party; declaring it allows the partial-order reduction.
     `replays_change_nothing`: explored with the replay fault, a message delivered again
     must leave its receiver as it was (its machine's state and its device's record): the
@@ -47,13 +50,14 @@ class Invariants:
     safety: tuple[Invariant, ...] = ()
     quiescent: tuple[Invariant, ...] = ()
     terminal: tuple[Invariant, ...] = ()
+    stalled: tuple[Invariant, ...] = ()
     observed: Callable[[Party], Hashable] | None = None
     replays_change_nothing: bool = False
     replayable: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
-        return [i.__name__ for i in (*self.safety, *self.quiescent, *self.terminal)]
+        return [i.__name__ for i in (*self.safety, *self.quiescent, *self.terminal, *self.stalled)]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -171,3 +171,17 @@ def test_status_requests_pairing_and_bundles_are_checked() -> None:
     for (operator, text), invariant in expected.items():
         outcome = mutate.judge(status, find(status, operator, text).index)
         assert (outcome.status, outcome.invariant) == ("killed", invariant), text
+
+
+def test_bisonrelay_progress_is_judged_before_a_timeout_excuses_it() -> None:
+    """A `stalled` invariant (runtime.manifest.Invariants) is checked where nothing but
+    timeouts, faults and refusals is left: the inviter that never answers RMOFullKX leaves
+    the acceptor waiting for its timeout, which, as a terminal check, excused the run once
+    it fired (the mutant survived then)."""
+    br = mutate.prepare([ROOT / "protocols" / "bisonrelay" / "scenarios" / "accepted_invite.toml"], {})
+    mutate.baseline(br)
+    mutant = find(br, "remove-send", "AwaitingHalfKX on RMOHalfKX: remove `send RMOFullKX to acceptorRV;`")
+    outcome = mutate.judge(br, mutant.index)
+    assert (outcome.status, outcome.invariant) == ("killed", "consented_exchanges_complete")
+    retarget = find(br, "retarget-go", "AwaitingFullKX on RMOFullKX: `go Ready;` goes to AwaitingHalfKX")
+    assert mutate.judge(br, retarget.index).invariant == "states_agree_with_records"

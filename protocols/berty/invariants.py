@@ -201,17 +201,22 @@ def handshakes_end_at_rest(world: World) -> str | None:
     (step 5), else in Idle; a Responder in Requested while a request waits for its user,
     else in Listening. A party left in another state, or in the wrong one for what it
     holds, has lost its place in the protocol, even when no key went astray; and a
-    Requester that sent its request holds the handshake's ephemeral keys no more. A party
-    whose state timer is running waits for its timeout, which is how a handshake that gets
-    no answer ends by design (a blocked Requester's, one sent to a renewed seed's old
-    point), and is not judged."""
+    Requester that sent its request holds the handshake's ephemeral keys no more.
+
+    Checked where nothing is left to happen but what disturbs the run (`stalled`), so a
+    party that waits in a handshake state for its timeout is judged before the timeout
+    excuses the run. Not one whose wait is how its handshake ends by design: a Requester
+    whose Responder blocked it, or any party once a user's refusal, a renewal of the seed
+    or another disturbance came (a request sent to a renewed seed's old point gets no
+    answer)."""
     if world.faults or world.timeouts_fired or world.sim.network.in_flight():
         return None
     contacts = _contacts(world)
     if any(d.attacker for d in contacts.values()):
         return None
+    blocked = {a for d in contacts.values() for a in d.blocked}
     for name, d in contacts.items():  # every party honest
-        if world.parties[name].deadline is not None:
+        if world.parties[name].deadline is not None and (world.disturbed or d.account.public in blocked):
             continue
         responder_rest = "Requested" if d.requests else "Listening"
         rest = responder_rest if d.responds else "RequestSent" if d.sent else "Idle"
@@ -411,5 +416,5 @@ INVARIANTS = Invariants(safety=(authentication, secrecy, blocked_stay_out, secre
                                 challenges_are_the_users, held_only_if_handed, attackers_stay_out,
                                 opened_as_sent, forward_secrecy, outsiders_stay_out),
                         quiescent=(agreement, delivered_are_opened),
-                        terminal=(linking_ends, consented_requests_complete, handshakes_end_at_rest),
+                        terminal=(linking_ends, consented_requests_complete), stalled=(handshakes_end_at_rest,),
                         observed=observed, replays_change_nothing=True, replayable=("RequesterHello",))

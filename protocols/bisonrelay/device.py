@@ -326,6 +326,10 @@ class KXState:
     chats_received: tuple[tuple[bytes, str], ...] = ()  # (from, text), in order
     queued: tuple[tuple[bytes, str], ...] = ()  # (to, text) waiting for a reset of that ratchet
     flushing: tuple[tuple[bytes, str], ...] = ()  # (to, text) a completed reset signalled SendChat for
+    invite_accepted: bool = False  # the user accepted the invite it holds (parties.before_event), for the invariants
+    resets_asked: tuple[bytes, ...] = ()  # the peers whose ratchet the user asked to reset (the same)
+    introduction_asked: bool = False  # the user asked the mediator for an introduction to the target (the same)
+    chat_kx: tuple[bytes, ...] = ()  # for each of chats_sent, the KX (its initial RV) of the ratchet it went over
     sealed: tuple[tuple[bytes, bytes], ...] = field(default=(), compare=False)  # (to, ratchet message) of chats
     opened: tuple[tuple[bytes, bytes], ...] = field(default=(), compare=False)  # (from, ratchet message) of chats
     expired: tuple[str, ...] = field(default=(), compare=False)
@@ -395,6 +399,10 @@ class BisonRelayDevice(DeviceBase[KXState]):
     chats_received: tuple[tuple[bytes, str], ...] = ()
     queued: tuple[tuple[bytes, str], ...] = ()
     flushing: tuple[tuple[bytes, str], ...] = ()
+    invite_accepted: bool = False
+    resets_asked: tuple[bytes, ...] = ()
+    introduction_asked: bool = False
+    chat_kx: tuple[bytes, ...] = ()
     sealed: tuple[tuple[bytes, bytes], ...] = ()
     opened: tuple[tuple[bytes, bytes], ...] = ()
     expired: tuple[str, ...] = ()
@@ -405,13 +413,16 @@ class BisonRelayDevice(DeviceBase[KXState]):
     def snapshot(self) -> KXState:
         return KXState(self.peers, self.inviting, self.accepting, self.mediation, self.used_invites,
                        self.completed, self.chats_sent, self.chats_received, self.queued, self.flushing,
-                       self.sealed, self.opened, self.expired, self.outgoing, self.message, self.arrival)
+                       self.invite_accepted, self.resets_asked, self.introduction_asked, self.chat_kx, self.sealed,
+                       self.opened, self.expired, self.outgoing, self.message, self.arrival)
 
     def restore(self, state: KXState) -> None:
         self.peers, self.inviting, self.accepting = state.peers, state.inviting, state.accepting
         self.mediation, self.used_invites, self.completed = state.mediation, state.used_invites, state.completed
         self.chats_sent, self.chats_received = state.chats_sent, state.chats_received
         self.queued, self.flushing = state.queued, state.flushing
+        self.invite_accepted, self.resets_asked = state.invite_accepted, state.resets_asked
+        self.introduction_asked, self.chat_kx = state.introduction_asked, state.chat_kx
         self.sealed, self.opened = state.sealed, state.opened
         self.expired, self.outgoing = state.expired, state.outgoing
         self.message, self.arrival = state.message, state.arrival
@@ -689,6 +700,11 @@ class BisonRelayDevice(DeviceBase[KXState]):
     def holdsInvite(self) -> bool:
         return self.invite is not None and self.invite.initial_rendezvous not in self.used_invites
 
+    def reset_peer(self) -> bytes | None:
+        """Whose ratchet a ResetRatchet resets now, if anyone's."""
+        target = self._reset_target()
+        return None if target is None else target[1]
+
     def hasPeer(self) -> bool:
         return self._reset_target() is not None
 
@@ -814,6 +830,8 @@ class BisonRelayDevice(DeviceBase[KXState]):
         to, text = chat
         self.machine.buffer.message = text
         self.chats_sent = (*self.chats_sent, chat)
+        peer = self.peer(to)
+        self.chat_kx = (*self.chat_kx, peer.initial_rendezvous if peer is not None else b"")
         self._ratchet_send(to)
 
     def receiveChat(self) -> None:

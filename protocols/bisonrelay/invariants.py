@@ -20,8 +20,15 @@ docs/exploration.md). Parties marked `attacker` are not honest: these judge the 
   that leaks later does not give the past away. Each message key is used up when its
   message is decrypted, and a DH step replaces the chain (the stronger claim BR makes,
   after both sides sent after receiving, follows: those messages are among these).
-- `consented_exchanges_complete` (terminal): progress; on a run without faults, timeouts,
-  attackers or a user's refusal, an accepted invite's KX completes on both sides.
+- `consented_exchanges_complete` (stalled): progress; on a run without faults, timeouts,
+  attackers or a user's refusal, an accepted invite's KX completes on both sides, before
+  anything is left to happen that would disturb the run (a terminal check let a KX that
+  waits for nothing pass: the acceptor's timeout was still to come, and once it came it
+  excused the run).
+- `states_agree_with_records` (safety): an honest party is in the state its record
+  names: Ready with no KX under way, AwaitingHalfKX with an invite of its own waiting,
+  AwaitingFullKX with an accepted one waiting, Crossing with both, and
+  AwaitingTransitiveInvite with an introduction asked for and nothing else.
 - `agreement` (quiescent): when nothing is in flight and no timer is pending, on a run
   without faults or timeouts, two honest parties either both hold a ratchet with the
   other, and the two match (device.seeds_match: one's send keys are the other's receive
@@ -41,7 +48,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
-from protocols.bisonrelay.device import ACCEPTOR, BisonRelayDevice, decrypts, seeds_match
+from protocols.bisonrelay.device import ACCEPTOR, RESET, BisonRelayDevice, decrypts, seeds_match
 from runtime.manifest import Invariants
 
 if TYPE_CHECKING:
@@ -153,7 +160,7 @@ def consented_exchanges_complete(world: World) -> str | None:
     if len(honest) < len(world.parties):
         return None
     for d in honest.values():
-        if d.invite is None or not world.accepted.get(d.name):
+        if d.invite is None or not d.invite_accepted:
             continue
         inviter = honest.get(d.invite.public.identity)
         if inviter is None:
@@ -162,8 +169,84 @@ def consented_exchanges_complete(world: World) -> str | None:
         if mine is None or theirs is None:
             return (f"{d.name}'s user accepted {inviter.name}'s invite, but the KX did not complete "
                     f"({d.name} {world.state_of(d.name)}, {inviter.name} {world.state_of(inviter.name)})")
+    for d in honest.values():
+        for identity in set(d.resets_asked):
+            other = honest.get(identity)
+            if other is None:
+                continue
+            asked = d.resets_asked.count(identity)
+            done = [sum(1 for c in x.completed if c.how == RESET and c.peer == y.id)
+                    for x, y in ((d, other), (other, d))]
+            if min(done) < asked:
+                return (f"{d.name}'s user asked to reset the ratchet with {other.name}, but the reset did not "
+                        f"complete ({d.name} {world.state_of(d.name)}, {other.name} {world.state_of(other.name)})")
+        target = honest.get(d.target) if d.introduction_asked and d.target is not None else None
+        if target is not None and (d.peer(target.id) is None or target.peer(d.id) is None):
+            return (f"{d.name}'s user asked to be introduced to {target.name}, but the KX did not complete "
+                    f"({d.name} {world.state_of(d.name)}, {target.name} {world.state_of(target.name)})")
     return None
 
 
-INVARIANTS = Invariants(safety=(authentication, secrecy, delivery, forward_secrecy), quiescent=(agreement,),
-                        terminal=(consented_exchanges_complete,), observed=observed, replays_change_nothing=True)
+def _rest_state(d: BisonRelayDevice) -> str:
+    if d.inviting is not None:
+        return "Crossing" if d.accepting is not None else "AwaitingHalfKX"
+    if d.accepting is not None:
+        return "AwaitingFullKX"
+    return "AwaitingTransitiveInvite" if d.mediation is not None else "Ready"
+
+
+def states_agree_with_records(world: World) -> str | None:
+    """Between any two steps each honest party is in the one state its KX records name
+    (`_rest_state`): the state decides what it listens for next, the records what it
+    holds, and a go to the wrong state splits the two (an inviter back in Ready with its
+    invite still waiting, an acceptor waiting in AwaitingHalfKX for an answer it never
+    asked for). Safety, though `observed` leaves the states out: it is one fact per party,
+    and a delivery the partial-order reduction takes first sends nothing, so it changes
+    only its receiver's fact, which every world it skips shares with one it explores."""
+    for name in world.parties:
+        d = device(world, name)
+        if d.attacker:
+            continue
+        state, expected = world.state_of(name), _rest_state(d)
+        if state != expected:
+            return f"{name} is in {state}, but its records say {expected}"
+    return None
+
+
+def chats_arrive(world: World) -> str | None:
+    """Progress of a conversation: on a run without faults or timeouts, once nothing is left
+    to happen but what would disturb it, every chat message an honest user sent to an
+    honest peer over the ratchet that peer still holds with it was received, as often as it
+    was sent. Not one sent over a ratchet the peer has replaced since (a reset completed on
+    its side): the peer listens at the new ratchet's RVs only and cannot decrypt a message
+    of the old one, so such a message is lost when it did not arrive before the reset
+    completed, and this cannot tell the two apart. BR replaces the ratchet the same way
+    (initRemoteUser); whether its client sends such a message again is not modelled
+    (README.md, "What is left"). And no chat waits still for a reset of its ratchet
+    (queued, or flushed and not yet sent)."""
+    if world.faults or world.timeouts_fired or world.disturbed or world.sim.network.in_flight():
+        return None
+    honest = _honest(world)
+    for d in honest.values():
+        waiting = d.queued + d.flushing
+        if waiting:
+            return (f"{d.name}'s chat {waiting[0][1]!r} waits for a reset of its ratchet that does not come "
+                    f"({d.name} {world.state_of(d.name)})")
+        owed: Counter[tuple[bytes, str]] = Counter()
+        for (to, text), kx_id in zip(d.chats_sent, d.chat_kx, strict=True):
+            peer = honest.get(to)
+            held = peer.peer(d.id) if peer is not None else None
+            if held is not None and held.initial_rendezvous == kx_id:
+                owed[(to, text)] += 1
+        for (to, text), count in owed.items():
+            peer = honest[to]
+            if peer.chats_received.count((d.id, text)) < count:
+                return (f"{d.name} sent {text!r} to {peer.name}, who never received it "
+                        f"({peer.name} {world.state_of(peer.name)})")
+    return None
+
+
+INVARIANTS = Invariants(safety=(authentication, secrecy, delivery, forward_secrecy, states_agree_with_records),
+                        quiescent=(agreement,),
+                        stalled=(consented_exchanges_complete, chats_arrive), observed=observed,
+                        replays_change_nothing=True)

@@ -328,6 +328,7 @@ class Explorer:
             self.safety.append(replays_change_nothing)
         self.quiescent: list[Invariant] = list(checks.quiescent)
         self.terminal: list[Invariant] = list(checks.terminal)
+        self.stalled: list[Invariant] = list(checks.stalled)
         # What the safety invariants read of one party; declaring it allows the reduction.
         self.observed: Callable[[Party], Any] | None = checks.observed if reduce else None
         self.user_answers = scenario.protocol.user_events
@@ -742,6 +743,25 @@ class Explorer:
             del new.sim.network.log[:]
         return new
 
+    @staticmethod
+    def _fault(world: World, choice: Choice) -> bool:
+        """A message lost, duplicated, held back, replayed, or delivered out of order (but
+        one held back, counted when it was held)."""
+        return choice.kind in ("lose", "dup", "hold", "replay") or (
+            choice.kind == "deliver" and choice.index > 0 and choice.party not in world.held)
+
+    def _disturbs(self, world: World, choice: Choice) -> bool:
+        """A fault, a timeout, or a user's answer that does not consent: the run is then
+        disturbed, which excuses the invariants that promise progress."""
+        return (self._fault(world, choice) or choice.kind == "timeout"
+                or (choice.kind == "event" and choice.detail not in self.consents))
+
+    def stuck(self, world: World, choices: list[Choice]) -> bool:
+        """Whether `world` is where the `stalled` invariants are checked: every choice left
+        would disturb the run (none at all where the run ends), and no message is held back
+        (the run that delivers it is explored)."""
+        return not world.held and all(self._disturbs(world, c) for c in choices)
+
     def _step(self, world: World, choice: Choice, act: _Act | None = None) -> None:
         """The environment's `choice` in `world`; what a party does is done through `act`
         (with the party, what its step reads besides the party itself, and the step), by
@@ -749,11 +769,10 @@ class Explorer:
         act = act or _act_in_place
         sim, net = world.sim, world.sim.network
         held = choice.party in world.held
-        fault = choice.kind in ("lose", "dup", "hold", "replay") or (
-            choice.kind == "deliver" and choice.index > 0 and not held)  # held: counted when held
+        fault = self._fault(world, choice)
         world.faults += fault
         if fault or choice.kind == "timeout" or (choice.kind == "event" and choice.detail not in self.consents):
-            world.disturbed = True
+            world.disturbed = True  # as `_disturbs` says
         if choice.kind == "hold":
             world.held = world.held | {choice.party}
             sim.trace.append(TraceEntry(sim.now, choice.party, "fault", f"{choice.detail} held back",
@@ -899,6 +918,8 @@ class Explorer:
                 continue
             if not successors and self.terminal and not world.held:
                 self._check(world, path, report, violated, self.terminal)
+            if self.stalled and self.stuck(world, [choice for choice, _ in successors]):
+                self._check(world, path, report, violated, self.stalled)
             for choice, nxt in successors:
                 self.taken(nxt, report)
                 key, rank = key_of(nxt), self.rank(nxt)
@@ -1051,6 +1072,8 @@ class Explorer:
         elif (any(i.__name__ == invariant for i in self.terminal) and not world.held
               and not any(True for _ in self.choices(world))):
             checks = self.terminal
+        elif any(i.__name__ == invariant for i in self.stalled) and self.stuck(world, list(self.choices(world))):
+            checks = self.stalled
         else:
             return None
         message = next((m for i in checks if i.__name__ == invariant and (m := i(world)) is not None), None)

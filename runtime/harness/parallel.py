@@ -123,6 +123,8 @@ class Shard:
                 raise UsageError(f"a world with {len(successors)} successors: more than the parallel search numbers")
             if not successors and explorer.terminal and not world.held:
                 self._check(world, path, (len(path), number, -1), explorer.terminal)
+            if explorer.stalled and explorer.stuck(world, [choice for choice, _ in successors]):
+                self._check(world, path, (len(path), number, -1), explorer.stalled)
             for i, (choice, nxt) in enumerate(successors):
                 explorer.taken(nxt, report)
                 fingerprint, code = explorer.fingerprint(nxt), _code(explorer.rank(nxt))
