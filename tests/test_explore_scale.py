@@ -98,6 +98,26 @@ def test_workers_find_the_drafts_counterexample_as_one_process_does(monkeypatch:
     assert got.workers == 2
 
 
+def test_a_worker_that_dies_is_reported_not_hung_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker the operating system kills (most often for memory) ends the search with
+    an error that says so and how it died, not with a bare EOFError from its pipe."""
+    import signal
+
+    from runtime.errors import LocalError
+
+    monkeypatch.setattr(parallel, "WARM", 4)
+    parent, expand = os.getpid(), parallel.Shard.expand
+
+    def dying(self: parallel.Shard) -> Any:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return expand(self)
+
+    monkeypatch.setattr(parallel.Shard, "expand", dying)
+    with pytest.raises(LocalError, match=r"worker \d of the parallel search died \(exit code -9"):
+        parallel.explore(Explorer.for_scenario(load_scenario(FORM), faults="dup"), 2)
+
+
 def test_the_command_uses_the_workers_it_is_given(capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # A search too small to share is finished by the first process: fork at 4 worlds a worker.

@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from runtime.errors import UsageError
+from runtime.errors import LocalError, UsageError
 from runtime.harness.explore import (
     _YOUNG,
     Choice,
@@ -292,7 +292,16 @@ class LocalPool:
             self._pipes[i].send((method, a))
         results = []
         for i in chosen:
-            ok, value = self._pipes[i].recv()
+            try:
+                ok, value = self._pipes[i].recv()
+            except (EOFError, ConnectionError) as e:
+                # A worker that dies says nothing: the operating system killed it (most
+                # often for memory: every worker holds its share of the search's worlds).
+                process = self._processes[i]
+                process.join(1)
+                raise LocalError(f"worker {i} of the parallel search died (exit code {process.exitcode}; "
+                                   "a negative one is the signal that killed it, -9 most often for memory): "
+                                   "bound the search (--max-states, --max-faults) or use fewer workers") from e
             if not ok:
                 raise RuntimeError(f"worker {i}: {value}")
             results.append(value)
