@@ -452,3 +452,31 @@ def test_the_explorer_records_every_answer_and_the_user_is_not_asked_again(form:
     message = invariants.users_are_asked_once(again)
     assert message is not None and "rejected or cancelled" in message and cancel.party in message
     assert invariants.users_are_asked_once(world) is None
+
+
+def test_stalled_invariants_are_checked_before_a_timeout_and_never_with_a_message_to_deliver() -> None:
+    """`stalled` (runtime.manifest.Invariants): checked in every world where all that is
+    left would disturb the run (here the BisonRelay parties' timeouts) and where it ends;
+    never while a message is in flight (its delivery in order disturbs nothing)."""
+    from runtime.manifest import Invariants
+
+    stalled: list[tuple[int, bool, bool]] = []
+    ends: list[int] = []
+
+    def probe(world: World) -> str | None:
+        timers = any(p.deadline is not None for p in world.parties.values())
+        stalled.append((world.sim.network.in_flight(), timers, world.timeouts_fired > 0))
+        return None
+
+    def end(world: World) -> str | None:
+        ends.append(world.sim.network.in_flight())
+        return None
+
+    scenario = load_scenario(ROOT / "protocols" / "bisonrelay" / "scenarios" / "accepted_invite.toml")
+    report = Explorer.for_scenario(scenario, faults="", invariants=Invariants(stalled=(probe,), terminal=(end,))).run()
+    assert report.complete and not report.violations
+    assert stalled and all(in_flight == 0 for in_flight, _, _ in stalled)
+    # Where the run ends, and before: with a timer still running and no timeout fired
+    # yet, which a terminal check never sees (the timeout is still a choice there).
+    assert len(stalled) > len(ends) > 0
+    assert any(timers and not fired for _, timers, fired in stalled)
