@@ -1114,8 +1114,13 @@ _YOUNG = (1 << 20) - 1
 
 def _answers(world: World) -> tuple[Any, ...]:
     """The users' acceptances and answers, as a snapshot's part."""
-    return (tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.accepted.items())),
-            tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in world.answered.items())))
+    return _sorted_sets(world.accepted), _sorted_sets(world.answered)
+
+
+def _sorted_sets(by_party: dict[str, frozenset[Any]]) -> tuple[Any, ...]:
+    """A party -> set mapping in a canonical order (the sets' items by their repr: a
+    negotiation may be None)."""
+    return tuple(sorted((k, tuple(sorted(v, key=repr))) for k, v in by_party.items()))
 
 
 def _code(rank: tuple[int, bool]) -> int:
