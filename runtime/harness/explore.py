@@ -20,7 +20,9 @@ The designer's invariants are the protocol's (its manifest's `invariants`, or an
 module's `INVARIANTS`), functions of a World that return None when they hold, else what
 is wrong: `safety` is checked in every world, `quiescent` in every quiet one (nothing in
 flight, no timer pending), `terminal` in every world where the environment has no choice
-left (the budgets are spent: the run ends there). `observed(party)`, when given, is what
+left (the budgets are spent: the run ends there), `stalled` in every world where each
+choice left would disturb the run (a fault, a timeout, a user's answer that does not
+consent: `Explorer.stuck`), the run's end included. `observed(party)`, when given, is what
 `safety` reads of a party, which allows the partial-order reduction (`Explorer._silent`).
 
 Breadth-first search with state hashing over a canonical snapshot (machine states, I/O
