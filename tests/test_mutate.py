@@ -185,3 +185,8 @@ def test_bisonrelay_progress_is_judged_before_a_timeout_excuses_it() -> None:
     assert (outcome.status, outcome.invariant) == ("killed", "consented_exchanges_complete")
     retarget = find(br, "retarget-go", "AwaitingFullKX on RMOFullKX: `go Ready;` goes to AwaitingHalfKX")
     assert mutate.judge(br, retarget.index).invariant == "states_agree_with_records"
+    # And a chat the user wrote that the fsm never sends (chats_asked, chats_arrive).
+    chat = mutate.prepare([ROOT / "protocols" / "bisonrelay" / "scenarios" / "chat_conversation.toml"], {})
+    mutate.baseline(chat)
+    dropped = find(chat, "negate-if", "Ready on SendChat: negate `if mayChat`")
+    assert mutate.judge(chat, dropped.index).invariant == "chats_arrive"

@@ -330,6 +330,7 @@ class KXState:
     resets_asked: tuple[bytes, ...] = ()  # the peers whose ratchet the user asked to reset (the same)
     introduction_asked: bool = False  # the user asked the mediator for an introduction to the target (the same)
     chat_kx: tuple[bytes, ...] = ()  # for each of chats_sent, the KX (its initial RV) of the ratchet it went over
+    chats_asked: int = 0  # chats the user wrote to a peer it holds a ratchet with (parties.before_event)
     sealed: tuple[tuple[bytes, bytes], ...] = field(default=(), compare=False)  # (to, ratchet message) of chats
     opened: tuple[tuple[bytes, bytes], ...] = field(default=(), compare=False)  # (from, ratchet message) of chats
     expired: tuple[str, ...] = field(default=(), compare=False)
@@ -403,6 +404,7 @@ class BisonRelayDevice(DeviceBase[KXState]):
     resets_asked: tuple[bytes, ...] = ()
     introduction_asked: bool = False
     chat_kx: tuple[bytes, ...] = ()
+    chats_asked: int = 0
     sealed: tuple[tuple[bytes, bytes], ...] = ()
     opened: tuple[tuple[bytes, bytes], ...] = ()
     expired: tuple[str, ...] = ()
@@ -413,7 +415,8 @@ class BisonRelayDevice(DeviceBase[KXState]):
     def snapshot(self) -> KXState:
         return KXState(self.peers, self.inviting, self.accepting, self.mediation, self.used_invites,
                        self.completed, self.chats_sent, self.chats_received, self.queued, self.flushing,
-                       self.invite_accepted, self.resets_asked, self.introduction_asked, self.chat_kx, self.sealed,
+                       self.invite_accepted, self.resets_asked, self.introduction_asked, self.chat_kx, self.chats_asked,
+                       self.sealed,
                        self.opened, self.expired, self.outgoing, self.message, self.arrival)
 
     def restore(self, state: KXState) -> None:
@@ -423,6 +426,7 @@ class BisonRelayDevice(DeviceBase[KXState]):
         self.queued, self.flushing = state.queued, state.flushing
         self.invite_accepted, self.resets_asked = state.invite_accepted, state.resets_asked
         self.introduction_asked, self.chat_kx = state.introduction_asked, state.chat_kx
+        self.chats_asked = state.chats_asked
         self.sealed, self.opened = state.sealed, state.opened
         self.expired, self.outgoing = state.expired, state.outgoing
         self.message, self.arrival = state.message, state.arrival

@@ -222,8 +222,8 @@ def chats_arrive(world: World) -> str | None:
     of the old one, so such a message is lost when it did not arrive before the reset
     completed, and this cannot tell the two apart. BR replaces the ratchet the same way
     (initRemoteUser); whether its client sends such a message again is not modelled
-    (README.md, "What is left"). And no chat waits still for a reset of its ratchet
-    (queued, or flushed and not yet sent)."""
+    (README.md, "What is left"). And every chat the user wrote to a peer went out: none
+    waits still for a reset of its ratchet (queued, or flushed and not yet sent)."""
     if world.faults or world.timeouts_fired or world.disturbed or world.sim.network.in_flight():
         return None
     honest = _honest(world)
@@ -231,6 +231,9 @@ def chats_arrive(world: World) -> str | None:
         waiting = d.queued + d.flushing
         if waiting:
             return (f"{d.name}'s chat {waiting[0][1]!r} waits for a reset of its ratchet that does not come "
+                    f"({d.name} {world.state_of(d.name)})")
+        if len(d.chats_sent) < d.chats_asked:
+            return (f"{d.name}'s user wrote {d.chats_asked} chats to its peers, {len(d.chats_sent)} went out "
                     f"({d.name} {world.state_of(d.name)})")
         owed: Counter[tuple[bytes, str]] = Counter()
         for (to, text), kx_id in zip(d.chats_sent, d.chat_kx, strict=True):

@@ -201,7 +201,8 @@ def before_event(device: BisonRelayDevice, event: str, step: dict[str, Any] | No
     """SendChat: whom the user writes to and what (the step's `to` and `text`, else the first
     peer and a numbered text); the fsm decides whether it goes out or resets the ratchet.
     An AcceptInvite, a ResetRatchet and a RequestMediateIdentity are recorded
-    (`invite_accepted`, `resets_asked`, `introduction_asked`):
+    (`invite_accepted`, `resets_asked`, `introduction_asked`), and each chat to a peer
+    it holds a ratchet with (`chats_asked`):
     the invariants promise that their KXs complete (any user event consents, so the explorer's record of consents cannot
     tell it apart from a ResetRatchet with no peer to reset)."""
     if event == "AcceptInvite" and device.invite is not None:
@@ -223,6 +224,8 @@ def before_event(device: BisonRelayDevice, event: str, step: dict[str, Any] | No
         device.chat_to = device.peers[0].identity if device.peers else None
     text = step.get("text")
     device.chat_text = str(text) if text is not None else f"{device.name} {len(device.chats_sent) + 1}"
+    if device.peer(device.chat_to) is not None:
+        device.chats_asked += 1
 
 
 # The [expect] keys `check` reads.
