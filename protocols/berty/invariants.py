@@ -205,10 +205,10 @@ def handshakes_end_at_rest(world: World) -> str | None:
 
     Checked where nothing is left to happen but what disturbs the run (`stalled`), so a
     party that waits in a handshake state for its timeout is judged before the timeout
-    excuses the run. Not one whose wait is how its handshake ends by design: a Requester
-    whose Responder blocked it, or any party once a user's refusal, a renewal of the seed
-    or another disturbance came (a request sent to a renewed seed's old point gets no
-    answer)."""
+    excuses the run. Not a Requester whose wait is how its handshake ends by design: one
+    its Responder blocked, or one of a disturbed run (a request sent to a renewed seed's
+    old point, or dropped by a refusal, gets no answer). A Responder has no such wait: once
+    its user answered, it listens again."""
     if world.faults or world.timeouts_fired or world.sim.network.in_flight():
         return None
     contacts = _contacts(world)
@@ -216,7 +216,8 @@ def handshakes_end_at_rest(world: World) -> str | None:
         return None
     blocked = {a for d in contacts.values() for a in d.blocked}
     for name, d in contacts.items():  # every party honest
-        if world.parties[name].deadline is not None and (world.disturbed or d.account.public in blocked):
+        if world.parties[name].deadline is not None and not d.responds \
+                and (world.disturbed or d.account.public in blocked):
             continue
         responder_rest = "Requested" if d.requests else "Listening"
         rest = responder_rest if d.responds else "RequestSent" if d.sent else "Idle"
