@@ -415,9 +415,9 @@ class BisonRelayDevice(DeviceBase[KXState]):
     def snapshot(self) -> KXState:
         return KXState(self.peers, self.inviting, self.accepting, self.mediation, self.used_invites,
                        self.completed, self.chats_sent, self.chats_received, self.queued, self.flushing,
-                       self.invite_accepted, self.resets_asked, self.introduction_asked, self.chat_kx, self.chats_asked,
-                       self.sealed,
-                       self.opened, self.expired, self.outgoing, self.message, self.arrival)
+                       self.invite_accepted, self.resets_asked, self.introduction_asked, self.chat_kx,
+                       self.chats_asked, self.sealed, self.opened, self.expired, self.outgoing, self.message,
+                       self.arrival)
 
     def restore(self, state: KXState) -> None:
         self.peers, self.inviting, self.accepting = state.peers, state.inviting, state.accepting

@@ -200,11 +200,13 @@ def make_devices(parties: list[dict[str, Any]], rng: random.Random) -> dict[str,
 def before_event(device: BisonRelayDevice, event: str, step: dict[str, Any] | None = None) -> None:
     """SendChat: whom the user writes to and what (the step's `to` and `text`, else the first
     peer and a numbered text); the fsm decides whether it goes out or resets the ratchet.
-    An AcceptInvite, a ResetRatchet and a RequestMediateIdentity are recorded
-    (`invite_accepted`, `resets_asked`, `introduction_asked`), and each chat to a peer
-    it holds a ratchet with (`chats_asked`):
-    the invariants promise that their KXs complete (any user event consents, so the explorer's record of consents cannot
-    tell it apart from a ResetRatchet with no peer to reset)."""
+
+    What the user asks for is recorded, for the invariants that promise it: an AcceptInvite
+    of the invite it holds, a ResetRatchet with a peer to reset, a RequestMediateIdentity
+    it may make (`invite_accepted`, `resets_asked`, `introduction_asked`: their KXs
+    complete), and each chat to a peer it holds a ratchet with (`chats_asked`: it goes
+    out). Every user event consents, so the explorer's record of consents cannot tell an
+    AcceptInvite from a ResetRatchet with no peer to reset."""
     if event == "AcceptInvite" and device.invite is not None:
         device.invite_accepted = True
     if event == "ResetRatchet" and (peer := device.reset_peer()) is not None:

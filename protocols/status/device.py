@@ -597,8 +597,7 @@ class StatusDevice(DeviceBase[InstallationState]):
         plaintext = f"{self.counter}:{text}".encode()
         targets = self.targets(to)
         self._fill(self._encrypt_to(targets, plaintext))
-        own = tuple((i.identity, i.installation_id) for i in self.targets(self.identity))
-        self.sent = (*self.sent, SentChat(to, plaintext, tuple((i.identity, i.installation_id) for i in targets), own))
+        self.sent = (*self.sent, SentChat(to, plaintext, _keys(targets), _keys(self.targets(self.identity))))
         self.compose = None
 
     def encryptForOwnDevices(self) -> None:
@@ -610,8 +609,7 @@ class StatusDevice(DeviceBase[InstallationState]):
         # network we sent something): the fsm asks hasOwnDevices first.
         assert targets, "encryptForOwnDevices without an own installation to encrypt to"
         self._fill(self._encrypt_to(targets, last.plaintext))
-        self.sent = (*self.sent[:-1], replace(last, recipients=last.recipients + tuple(
-            (i.identity, i.installation_id) for i in targets)))
+        self.sent = (*self.sent[:-1], replace(last, recipients=last.recipients + _keys(targets)))
 
     def receiveChat(self) -> None:
         assert self.sender is not None
@@ -722,6 +720,11 @@ class StatusDevice(DeviceBase[InstallationState]):
     def senderTopic(self) -> str:
         assert self.sender is not None
         return topic(self.sender[0])
+
+
+def _keys(installations: tuple[Installation, ...]) -> tuple[tuple[bytes, str], ...]:
+    """Installations as (identity, installation id), as a SentChat records them."""
+    return tuple((i.identity, i.installation_id) for i in installations)
 
 
 def _encrypted(state: dr.SessionState, plaintext: bytes) -> tuple[dr.SessionState, dr.Message]:

@@ -181,7 +181,8 @@ def chats_fan_out(world: World) -> str | None:
 
 def senders_are_known(world: World) -> str | None:
     for name, d in _devices(world).items():
-        unknown = sorted({iid for identity, iid, _ in d.received if (identity, iid) not in _known(d)})
+        known = _known(d)
+        unknown = sorted({iid for identity, iid, _ in d.received if (identity, iid) not in known})
         if unknown:
             return f"{name} read chats from {', '.join(unknown)}, which it does not know"
     return None
@@ -223,9 +224,10 @@ def contacts_learn_installations(world: World) -> str | None:
         return None
     devices = _devices(world)
     for name, d in devices.items():
+        known = _known(d)
         for to in {s.to for s in d.sent if s.to != d.identity}:
             unknown = [other for other, o in devices.items() if o.identity == to and _reachable(world, o)
-                       and (o.identity, o.installation_id) not in _known(d)]
+                       and (o.identity, o.installation_id) not in known]
             if unknown:
                 return f"{name} wrote to {devices[unknown[0]].identity_name}, but does not know {', '.join(unknown)}"
     return None

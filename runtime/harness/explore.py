@@ -752,17 +752,17 @@ class Explorer:
         return choice.kind in ("lose", "dup", "hold", "replay") or (
             choice.kind == "deliver" and choice.index > 0 and choice.party not in world.held)
 
-    def _disturbs(self, world: World, choice: Choice) -> bool:
-        """A fault, a timeout, or a user's answer that does not consent: the run is then
-        disturbed, which excuses the invariants that promise progress."""
-        return (self._fault(world, choice) or choice.kind == "timeout"
-                or (choice.kind == "event" and choice.detail not in self.consents))
+    def _disturbs(self, choice: Choice, fault: bool) -> bool:
+        """A fault (`fault`: `_fault` of the choice), a timeout, or a user's answer that
+        does not consent: the run is then disturbed, which excuses the invariants that
+        promise progress."""
+        return fault or choice.kind == "timeout" or (choice.kind == "event" and choice.detail not in self.consents)
 
     def stuck(self, world: World, choices: list[Choice]) -> bool:
         """Whether `world` is where the `stalled` invariants are checked: every choice left
         would disturb the run (none at all where the run ends), and no message is held back
         (the run that delivers it is explored)."""
-        return not world.held and all(self._disturbs(world, c) for c in choices)
+        return not world.held and all(self._disturbs(c, self._fault(world, c)) for c in choices)
 
     def _step(self, world: World, choice: Choice, act: _Act | None = None) -> None:
         """The environment's `choice` in `world`; what a party does is done through `act`
@@ -773,8 +773,8 @@ class Explorer:
         held = choice.party in world.held
         fault = self._fault(world, choice)
         world.faults += fault
-        if fault or choice.kind == "timeout" or (choice.kind == "event" and choice.detail not in self.consents):
-            world.disturbed = True  # as `_disturbs` says
+        if self._disturbs(choice, fault):
+            world.disturbed = True
         if choice.kind == "hold":
             world.held = world.held | {choice.party}
             sim.trace.append(TraceEntry(sim.now, choice.party, "fault", f"{choice.detail} held back",
