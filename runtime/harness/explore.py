@@ -347,6 +347,11 @@ class Explorer:
         self.moves = Moves()
         self._collector = Collector()
         self._numbers: dict[Hashable, int] = {}  # see `_number`
+        # The numbers of budgets and answers by their dictionaries' items, and the faults'
+        # part as last numbered (see `_snapshot_shared`).
+        self._budgets: dict[Hashable, int] = {}
+        self._answers: dict[Hashable, int] = {}
+        self._faults: tuple[Any, Any, int] | None = None
         self._stable: list[bytes] = []  # number -> its part's stable hash
         self._labels: dict[int, tuple[Any, int]] = {}  # id(label) -> (label, its number)
         self._names: list[str] = []  # the parties, in the snapshot's order
@@ -504,11 +509,14 @@ class Explorer:
                                          p.active_transport))
             if p.deadline is None and not p.rate_limited_until:
                 key[i] = part
+            elif slot[2] is not None and slot[2][0] == now:  # time moves only with timeouts
+                key[i] = slot[2][1]
             else:
                 left = None if p.deadline is None else p.deadline - now
                 limits = frozenset((mid, until - now) for mid, until in p.rate_limited_until.items() if until > now)
                 timed = part, left, limits
                 key[i] = number(timed, self._timed_hash)
+                slot[2] = now, key[i]
         for i, r in receivers:
             queue = []
             for d in net.queue(r):
@@ -519,11 +527,29 @@ class Explorer:
             part = r, tuple(queue)
             key[i] = number(part, self._queue_hash)
         if chosen:  # an event or a timeout: a budget, maybe an acceptance, changed
-            key[fixed] = number(("budget", tuple(sorted(world.budget.items()))))
-            key[fixed + 1] = number(("accepted", _answers(world)))
+            # Numbered by the dictionaries' items as they stand (their order is the initial
+            # world's, which copies keep), so that each is sorted once.
+            budget = tuple(world.budget.items())
+            n = self._budgets.get(budget)
+            if n is None:
+                n = self._budgets[budget] = number(("budget", tuple(sorted(budget))))
+            key[fixed] = n
+            answers = tuple(world.accepted.items()), tuple(world.answered.items())
+            n = self._answers.get(answers)
+            if n is None:
+                n = self._answers[answers] = number(("accepted", _answers(world)))
+            key[fixed + 1] = n
         world.parts = key
-        snapshot = (*key, number(("faults", world.dup_used, world.held,
-                                  self._replays(world) if self.replaying else None)))
+        if self.replaying:
+            faults = number(("faults", world.dup_used, world.held, self._replays(world)))
+        else:  # a step that injects no fault leaves these objects as its parent's
+            last = self._faults
+            if last is not None and last[0] is world.dup_used and last[1] is world.held:
+                faults = last[2]
+            else:
+                faults = number(("faults", world.dup_used, world.held, None))
+                self._faults = world.dup_used, world.held, faults
+        snapshot = (*key, faults)
         if net.mailboxes:
             snapshot += tuple(number(("stored", address, tuple(d.label for d in posts)))
                               for address, posts in net.stored())
@@ -559,7 +585,7 @@ class Explorer:
         if not self._cow:
             return stable_hash(snapshot)
         stable = self._stable
-        return combine(b"".join([stable[n] for n in snapshot]))
+        return combine(b"".join(map(stable.__getitem__, snapshot)))
 
     def _replays(self, world: World) -> Any:
         """What the replay fault may still do: which messages were heard, for whom, and
@@ -671,8 +697,9 @@ class Explorer:
         state = new.__dict__
         state.update(world.__dict__)  # immutable values, but for these:
         state["sim"] = fork(world.sim)
-        state["budget"], state["accepted"], state["heard"] = world.budget.copy(), world.accepted.copy(), world.heard
-        state["answered"] = world.answered.copy()
+        if choice.kind in ("event", "timeout"):  # the only steps that change these (`_step`)
+            state["budget"], state["accepted"] = world.budget.copy(), world.accepted.copy()
+            state["answered"] = world.answered.copy()
         if self.replaying:
             state["heard"] = world.heard.copy()
         state["ignored"], state["sent"], state["replayed"] = [], False, None
@@ -849,23 +876,28 @@ class Explorer:
     def successors(self, world: World) -> list[tuple[Choice, World]]:
         """The worlds one choice away, reduced where that loses nothing (see `_silent`)."""
         choices = list(self.choices(world))
-        done: dict[Choice, World] = {}
+        done: dict[int, World] = {}  # by the choice's id: a world's choices are distinct objects
         if self.observed is not None:
             by_party: dict[str, list[Choice]] = {}
             for c in choices:
-                by_party.setdefault(c.party, []).append(c)
-            for party, own in sorted(by_party.items()):
+                if c.party in by_party:
+                    by_party[c.party].append(c)
+                else:
+                    by_party[c.party] = [c]
+            for party in sorted(by_party):
+                own = by_party[party]
                 # The party's choices all concern the head of its queue: deliver it, or
                 # lose, duplicate or hold it where the fault budget allows.
                 if not all(c.kind in _HEAD and c.index == 0 for c in own):
                     continue
-                ample = []
-                for c in own:
-                    nxt = done[c] = self.apply(world, c)
-                    ample.append((c, nxt))
+                ample = [(c, self.apply(world, c)) for c in own]
                 if all(self._silent(world, nxt, party) for _, nxt in ample):
                     return ample
-        return [(c, done[c] if c in done else self.apply(world, c)) for c in choices]
+                for c, nxt in ample:
+                    done[id(c)] = nxt
+            if done:
+                return [(c, done.get(id(c)) or self.apply(world, c)) for c in choices]
+        return [(c, self.apply(world, c)) for c in choices]
 
     def _silent(self, world: World, nxt: World, party: str) -> bool:
         """Partial-order reduction. When all a party can do now is deliver, lose,
@@ -924,8 +956,8 @@ class Explorer:
                 self._check(world, path, report, violated, self.stalled)
             for choice, nxt in successors:
                 self.taken(nxt, report)
-                key, rank = key_of(nxt), self.rank(nxt)
-                code = _code(rank)
+                key = key_of(nxt)
+                code = _code(self.rank(nxt))
                 found = seen.get(key)
                 ranks: tuple[int, ...] | None = (found,) if isinstance(found, int) else found
                 if ranks is not None and any(_subsumes(r, code) for r in ranks):

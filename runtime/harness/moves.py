@@ -112,8 +112,9 @@ class Moves:
         if len(self._entries) >= self.limit:
             self.forgotten += len(self._entries)
             self._entries.clear()
-        # [the compared key and the record of the party's device, the party's part id]
-        made = self._entries[id(party)] = (party, {}, [None, None])
+        # [the record of the party's device, the number of the party's part of snapshots,
+        # and (the time, that part with the time left on its timers) as last taken]
+        made = self._entries[id(party)] = (party, {}, [None, None, None])
         return made
 
     def find(self, party: Party, key: Hashable) -> Move | None:

@@ -259,7 +259,7 @@ class InMemoryNetwork:
         return tuple((address, tuple(posts)) for address, posts in sorted(self._stored.items()))
 
     def in_flight(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+        return sum(map(len, self._queues.values()))
 
     def next_due(self) -> float | None:
         """The earliest time a delayed delivery becomes deliverable, if any is waiting."""
