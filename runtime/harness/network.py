@@ -108,13 +108,11 @@ class InMemoryNetwork:
         state.update(self.__dict__)
         # `_members` is shared: `attach` replaces it rather than changing it.
         state["_queues"] = {key: list(items) for key, items in self._queues.items()}
-        if self._addresses:
-            state["_addresses"] = {key: list(items) for key, items in self._addresses.items()}
-        else:
-            state["_addresses"] = {}
+        # `_addresses` is shared too: `subscribe` and `unsubscribe` replace it.
         state["_stored"] = {key: list(items) for key, items in self._stored.items()} if self._stored else {}
         state["log"] = []
-        state["_order"] = deque(self._order) if self._order else deque()
+        # Not followed (the explorer's networks), the order is never changed: shared.
+        state["_order"] = deque(self._order) if self.track_order or self._order else self._order
         # Without faults the network never draws: the copy may share the idle source.
         state["_random"] = self._random if self.faults.none else copy.deepcopy(self._random)
         return twin
@@ -137,9 +135,10 @@ class InMemoryNetwork:
     def subscribe(self, party: str, address: str) -> None:
         if address in self._queues:
             raise UsageError(f"{address} is a party, not an address to listen on")
-        listeners = self._addresses.setdefault(address, [])
+        listeners = self._addresses.get(address, [])
         if party not in listeners:
-            listeners.append(party)
+            # Replaced, never changed in place: the explorer's forks share it (`fork`).
+            self._addresses = {**self._addresses, address: [*listeners, party]}
         stored = self._stored.pop(address, None)
         if stored:
             self.track_order = False  # older posts join a queue: `next` scans from now on
@@ -159,11 +158,17 @@ class InMemoryNetwork:
                 self.log.append(("post", d))
 
     def unsubscribe(self, party: str, address: str) -> None:
-        listeners = self._addresses.get(address, [])
-        if party in listeners:
-            listeners.remove(party)
-        if not listeners:
-            self._addresses.pop(address, None)
+        listeners = self._addresses.get(address)
+        if listeners is None or party not in listeners:
+            return
+        # Replaced, never changed in place (see `subscribe`).
+        addresses = dict(self._addresses)
+        remaining = [p for p in listeners if p != party]
+        if remaining:
+            addresses[address] = remaining
+        else:
+            del addresses[address]
+        self._addresses = addresses
 
     def listeners(self, address: str) -> tuple[str, ...]:
         """Who receives what is posted to `address` now, in the order they listened."""
