@@ -730,7 +730,7 @@ class Explorer:
         sim = world.sim
         before = sim.parties[name]
         if key is not None:
-            if key[0] == "deliver":  # a message by its label's number: cheap to hash and compare
+            if isinstance(key, tuple) and key[0] == "deliver":  # a message by its label's number: cheap to hash and compare
                 key = ("deliver", self._label_number(key[1]), *key[2:])
             key = (key, sim.now)
             move = self.moves.find(before, key)

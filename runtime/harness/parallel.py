@@ -82,7 +82,8 @@ class Shard:
         self.index, self.count = index, count
         self.seen: dict[bytes, int | tuple[int, ...]] = {}
         self.level: list[tuple[World, tuple[Choice, ...], int]] = []  # (world, path, number)
-        self.kept: dict[Place, tuple[World, tuple[Choice, ...]]] = {}  # successors that may be granted
+        # Successors that may be granted, with their parents' paths and their choices.
+        self.kept: dict[Place, tuple[World, tuple[Choice, ...], Choice | None]] = {}
         self.mine: list[Claim] = []  # the claims of this level that this shard owns
         self.report = Report()
         self.first: dict[str, tuple[Moment, Violation]] = {}  # invariant -> its first violation
@@ -99,17 +100,18 @@ class Shard:
         if self.index != 0:
             return []
         fingerprint, code = self.explorer.fingerprint(root), _code(self.explorer.rank(root))
-        self.kept = {0: (root, ())}
+        self.kept = {0: (root, (), None)}
         return [(fingerprint, code, 0)]
 
     def expand(self) -> dict[int, list[Claim]]:
         """Successors of this shard's level, kept; their claims, by owning shard (those
         this shard owns stay here, for its `judge`)."""
         explorer, report = self.explorer, self.report
-        kept: dict[Place, tuple[World, tuple[Choice, ...]]] = {}
+        kept: dict[Place, tuple[World, tuple[Choice, ...], Choice | None]] = {}
         first: set[tuple[bytes, int]] = set()
         claims: dict[int, list[Claim]] = {}
         count, index = self.count, self.index
+        seen = self.seen
         level, self.level = self.level, []
         # In order of number (worlds taken from another shard come last): a shard's
         # first of equal claims is then its earliest.
@@ -128,13 +130,25 @@ class Shard:
             for i, (choice, nxt) in enumerate(successors):
                 explorer.taken(nxt, report)
                 fingerprint, code = explorer.fingerprint(nxt), _code(explorer.rank(nxt))
+                owning = int.from_bytes(fingerprint[:8], "big") % count
+                if owning == index:
+                    # Owned here: refused now if the seen-set (which only `judge` changes)
+                    # refuses it, as `judge` would.
+                    found = seen.get(fingerprint)
+                    if found is not None:
+                        ranks = (found,) if isinstance(found, int) else found
+                        if any(_subsumes(r, code) for r in ranks):
+                            report.subsumed += code not in ranks
+                            continue
                 place = number << 16 | i
                 # Of equal claims only the first can be granted: keep its world.
                 if (fingerprint, code) not in first:
                     first.add((fingerprint, code))
-                    kept[place] = nxt, path + (choice,)
-                owning = int.from_bytes(fingerprint[:8], "big") % count
-                claims.setdefault(owning, []).append((fingerprint, code, place))
+                    kept[place] = nxt, path, choice
+                if owning in claims:
+                    claims[owning].append((fingerprint, code, place))
+                else:
+                    claims[owning] = [(fingerprint, code, place)]
             del world
         self.kept = kept
         self.mine = claims.pop(index, [])
@@ -170,7 +184,8 @@ class Shard:
         (`depth`); their invariants are checked. Returns the size of the next level."""
         report, kept = self.report, self.kept
         for place, number in granted:
-            world, path = kept[place]
+            world, parent, choice = kept[place]
+            path = parent if choice is None else parent + (choice,)
             report.states += 1
             if not report.states & _YOUNG and self._gc is not None:
                 self._gc.young()
