@@ -146,7 +146,7 @@ class World:
     @property
     def quiet(self) -> bool:
         """Nothing in flight and no timer pending."""
-        return self.sim.network.in_flight() == 0 and all(p.deadline is None for p in self.parties.values())
+        return self.sim.network.idle() and all(p.deadline is None for p in self.sim.parties.values())
 
 
 # How a world's fields are copied (runtime.copying); the others (the simulation) are
@@ -730,7 +730,8 @@ class Explorer:
         sim = world.sim
         before = sim.parties[name]
         if key is not None:
-            if isinstance(key, tuple) and key[0] == "deliver":  # a message by its label's number: cheap to hash and compare
+            # A message by its label's number: cheaper to hash and compare than the label.
+            if isinstance(key, tuple) and key[0] == "deliver":
                 key = ("deliver", self._label_number(key[1]), *key[2:])
             key = (key, sim.now)
             move = self.moves.find(before, key)
@@ -738,8 +739,10 @@ class Explorer:
                 sim.parties[name] = move.party
                 sim.devices[name] = move.party.device
                 move.replay(sim.network)
-                world.ignored.extend(move.ignored)
-                world.sent = world.sent or move.sent
+                if move.ignored:
+                    world.ignored.extend(move.ignored)
+                if move.sent:
+                    world.sent = True
                 return
         party = own(sim, name, self.moves.entry(before)[2][0])
         network = party.network

@@ -199,8 +199,17 @@ class InMemoryNetwork:
         # tuple.__new__: a NamedTuple's own __new__ is Python code, and this runs per receiver.
         posted = [_new(Delivery, (self._seq, transport, sender, receiver, data, 0.0, 0, label))
                   for receiver in receivers]
-        for d in posted:
-            self._enqueue(d)
+        if self.faults.none:  # `_enqueue` without faults, inline: the explorer posts at most of its steps
+            queues, log = self._queues, self.log
+            for d in posted:
+                queue = queues.get(d.receiver)
+                if queue is None:
+                    queue = queues[d.receiver] = []
+                queue.append(d)
+                log.append(("post", d))
+        else:
+            for d in posted:
+                self._enqueue(d)
         if self.track_order and self.faults.none:
             self._order.extend(sorted(posted, key=_channel_order))
         return self._seq
@@ -265,6 +274,10 @@ class InMemoryNetwork:
 
     def in_flight(self) -> int:
         return sum(map(len, self._queues.values()))
+
+    def idle(self) -> bool:
+        """Nothing in flight (`in_flight() == 0`, asked of every explored world)."""
+        return not any(self._queues.values())
 
     def next_due(self) -> float | None:
         """The earliest time a delayed delivery becomes deliverable, if any is waiting."""
