@@ -77,25 +77,50 @@ def test_the_search_on_workers_is_the_one_process_search(manifest: Manifest, mon
         assert got.digest == expected.digest != ""
 
 
-def test_workers_find_the_drafts_counterexample_as_one_process_does(monkeypatch: pytest.MonkeyPatch) -> None:
+class Beside:
+    """Shards in this process, called one after another: a pool whose traffic the test
+    sees (a forked worker's is out of its reach)."""
+
+    def __init__(self, make: Any, count: int) -> None:
+        self.count = count
+        self.shards = [parallel.Shard(make, i, count) for i in range(count)]
+        self.given: list[int] = []  # worlds given away, at each level that evened out
+
+    def call(self, method: str, args: Any, shards: Any = None) -> list[Any]:
+        if method == "accept":
+            self.given.extend(sum(a[2]) for a in args if a[2])
+        chosen = range(self.count) if shards is None else shards
+        return [getattr(self.shards[i], method)(*a) for i, a in zip(chosen, args, strict=True)]
+
+    def close(self) -> None:
+        pass
+
+
+def test_workers_find_the_drafts_counterexample_as_one_process_does() -> None:
     """With a duplicated message the draft breaks `users_are_asked_once` (finding 10): on
-    two workers, in the same worlds, with the same shortest counterexample; and worlds
-    moved between workers to even out a level are explored where they went."""
-    monkeypatch.setattr(parallel, "WARM", 4)
-    moved = []
-    give = parallel.Shard.give
-
-    def counting(self: parallel.Shard, count: int) -> Any:
-        moved.append(count)
-        return give(self, count)
-
-    monkeypatch.setattr(parallel.Shard, "give", counting)
+    two and three shards, in the same worlds, with the same shortest counterexample; and
+    worlds moved between shards to even out a level are explored where they went."""
     scenario = load_scenario(FORM)
     expected = Explorer.for_scenario(scenario, faults="dup").run()
-    got = parallel.explore(Explorer.for_scenario(scenario, faults="dup"), 2)
-    assert [v.invariant for v in got.violations] == ["users_are_asked_once"]
-    assert outcome(got) == outcome(expected)
-    assert got.workers == 2
+    assert [v.invariant for v in expected.violations] == ["users_are_asked_once"]
+    for count in (2, 3):
+        pool = Beside(lambda: Explorer.for_scenario(scenario, faults="dup"), count)
+        got = parallel.search(pool)
+        assert outcome(got) == outcome(expected), count
+        assert got.workers == count
+        assert sum(pool.given) > 0, "no level was evened out: the moves went untested"
+
+
+def test_a_level_is_evened_out_by_what_rebuilding_a_world_costs() -> None:
+    """The shards over the mean give to those under it, a taker less the more a world
+    costs it to rebuild (it rebuilds while the others expand); a small spread is left."""
+    assert parallel.balance([100, 0]) == [(0, 1, 50)]
+    assert parallel.balance([100, 0], cost=2.0) == [(0, 1, 25)]  # 75 expanded = 25 + 25 * 2
+    assert parallel.balance([1000, 990]) == []  # under a fiftieth of the mean
+    assert parallel.balance([2, 0]) == []  # two worlds apart, or fewer
+    moves = parallel.balance([90, 0, 0, 30])
+    assert all(giver in (0,) for giver, _, _ in moves)  # only what is over the mean gives
+    assert sorted((taker, count) for _, taker, count in moves) == [(1, 30), (2, 30)]
 
 
 def test_a_worker_that_dies_is_reported_not_hung_on(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,10 +133,10 @@ def test_a_worker_that_dies_is_reported_not_hung_on(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(parallel, "WARM", 4)
     parent, expand = os.getpid(), parallel.Shard.expand
 
-    def dying(self: parallel.Shard) -> Any:
+    def dying(self: parallel.Shard, *taken: Any) -> Any:
         if os.getpid() != parent:
             os.kill(os.getpid(), signal.SIGKILL)
-        return expand(self)
+        return expand(self, *taken)
 
     monkeypatch.setattr(parallel.Shard, "expand", dying)
     with pytest.raises(LocalError, match=r"worker \d of the parallel search died \(exit code -9"):

@@ -61,7 +61,13 @@ from runtime.manifest import Invariant, Invariants
 from runtime.party import Party, TraceEntry
 from runtime.transport import Delivery
 
-__all__ = ["Choice", "Explorer", "Report", "Violation", "World", "load_invariants"]
+__all__ = ["Choice", "Explorer", "Report", "Verdict", "Violation", "World", "load_invariants"]
+
+# A world's check (Explorer.verdict): whether it is quiet, and the invariants it violates
+# with what is wrong (None for none).
+Verdict = tuple[bool | None, list[tuple[str, str]] | None]
+FINE: Verdict = (False, None)  # the verdict on most worlds (one object: compared by identity)
+QUIET: Verdict = (True, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1045,19 +1051,41 @@ class Explorer:
             report.unhandled[(state, event)] += 1
 
     def violations(self, world: World, report: Report,
-                   checks: list[Invariant] | None = None) -> Iterator[tuple[str, str]]:
+                   checks: list[Invariant] | None = None) -> list[tuple[str, str]]:
         """The invariants `world` violates, with what is wrong, counted in `report`: the
         safety checks, and the quiescent ones in a quiet world (or `checks`)."""
+        return self.count(self.verdict(world, checks), report)
+
+    def verdict(self, world: World, checks: list[Invariant] | None = None) -> Verdict:
+        """Whether `world` is quiet (None when `checks` are given) and the invariants it
+        violates (None for none), counted nowhere (`count` does). Most worlds get the one
+        object FINE, which a search skips by identity (runtime.harness.parallel)."""
+        quiet = None
         if checks is None:
-            checks = list(self.safety)
-            if world.quiet:
-                report.quiet_states += 1
-                checks += self.quiescent
+            quiet = world.quiet
+            checks = self.safety if not quiet else self.safety + self.quiescent
+        failed = None
         for invariant in checks:
             message = invariant(world)
             if message is not None:
-                report.violating[invariant.__name__] += 1
-                yield invariant.__name__, message
+                if failed is None:
+                    failed = []
+                failed.append((invariant.__name__, message))
+        if failed is None and quiet is not None:
+            return QUIET if quiet else FINE
+        return quiet, failed
+
+    @staticmethod
+    def count(verdict: Verdict, report: Report) -> list[tuple[str, str]]:
+        """A verdict's quiet world and violations counted in `report`; the violations."""
+        quiet, failed = verdict
+        if quiet:
+            report.quiet_states += 1
+        if failed is None:
+            return []
+        for name, _ in failed:
+            report.violating[name] += 1
+        return failed
 
     def _check(self, world: World, path: tuple[Choice, ...], report: Report, violated: set[str],
                checks: list[Invariant] | None = None) -> None:

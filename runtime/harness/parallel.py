@@ -11,8 +11,9 @@ it. A level has two rounds:
 then the coordinator numbers the granted claims, and `accept` makes them the shards' next
 level and checks the invariants on them. Worlds stay where they were found: what crosses
 between workers is a claim, some 30 bytes, never a world. Where a level is unevenly
-spread, the coordinator moves worlds as paths (`give`, `take`), which the receiving shard
-replays; a world's successors are then found where it went.
+spread, the coordinator has the shards with more give worlds, as paths, at `accept`, and
+those with fewer take them at their next `expand`, replaying the paths while the others
+expand; a world's successors are then found where it went.
 
 The search is the one-process breadth-first search (`Explorer.run`), not merely one with
 the same states: a claim's place is its parent's number in its level and its own among
@@ -30,18 +31,19 @@ processes and talks over pipes; fsmc.cluster's pool calls Dask actors.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import multiprocessing
 import os
 import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any, Protocol
 
 from runtime.errors import LocalError, UsageError
 from runtime.harness.explore import (
     _YOUNG,
+    FINE,
     Choice,
     Collector,
     Explorer,
@@ -54,13 +56,18 @@ from runtime.harness.explore import (
 )
 from runtime.harness.fingerprint import combine
 
-__all__ = ["LocalPool", "Pool", "Shard", "explore", "owner", "search"]
+__all__ = ["LocalPool", "Pool", "Shard", "balance", "explore", "owner", "search"]
 
-# The parent's number in its level and the successor's among the parent's, as one number
-# (parent << 16 | successor: a sort compares ints faster than tuples).
+# Where a claim was found: the parent's number in its level, the successor's among the
+# parent's, and the shard that found it, as one number ((parent << 16 | successor) *
+# shards + finder). Places of a level are distinct, and ordered as the one-process search
+# meets them; a sort compares ints faster than tuples.
 Place = int
 _SUCCESSORS = 1 << 16
-Claim = tuple[bytes, int, Place]  # (fingerprint, rank code, place)
+Claim = tuple[Place, bytes, int]  # (place, fingerprint, rank code)
+# A shard's work at a level: worlds expanded, their successors, worlds taken from other
+# shards, the steps replayed to rebuild them.
+Work = tuple[int, int, int, int]
 # When the one-process search meets a check: (the depth of the world it is expanding, that
 # world's number in its level, the successor's index among its successors; -1 for the
 # expanded world's own terminal check).
@@ -93,41 +100,50 @@ class Shard:
 
     # --- the rounds of a level
 
-    def start(self) -> list[Claim]:
+    def start(self) -> list[list[Claim]]:
         """The initial world, claimed by shard 0 only (every shard builds it alike)."""
         root = self.root = self.explorer.initial()
         self._collect()  # as Explorer.run does, until `release`
-        if self.index != 0:
-            return []
-        fingerprint, code = self.explorer.fingerprint(root), _code(self.explorer.rank(root))
-        self.kept = {0: (root, (), None)}
-        return [(fingerprint, code, 0)]
+        claims: list[list[Claim]] = [[] for _ in range(self.count)]
+        if self.index == 0:
+            fingerprint, code = self.explorer.fingerprint(root), _code(self.explorer.rank(root))
+            self.kept = {0: (root, (), None)}
+            claims[owner(fingerprint, self.count)].append((0, fingerprint, code))
+        self.mine, claims[self.index] = claims[self.index], []
+        return claims
 
-    def expand(self) -> dict[int, list[Claim]]:
-        """Successors of this shard's level, kept; their claims, by owning shard (those
-        this shard owns stay here, for its `judge`)."""
+    def expand(self, taken: Sequence[Sequence[tuple[tuple[Choice, ...], int]]] = ()
+               ) -> tuple[list[list[Claim]], Work]:
+        """Successors of this shard's level (and of the worlds `taken` from other shards,
+        as `give` returned them), kept; their claims, by owning shard, each shard's in
+        order of place (those this shard owns stay here, for its `judge`); and the work
+        it did (worlds expanded, their successors, worlds taken, steps replayed)."""
+        replayed = sum(self.take(given) for given in taken)
+        expanded, successions = len(self.level), 0
         explorer, report = self.explorer, self.report
         kept: dict[Place, tuple[World, tuple[Choice, ...], Choice | None]] = {}
-        first: set[tuple[bytes, int]] = set()
-        claims: dict[int, list[Claim]] = {}
+        first: dict[bytes, int | set[int]] = {}  # the rank codes kept of each fingerprint
         count, index = self.count, self.index
+        claims: list[list[Claim]] = [[] for _ in range(count)]
         seen = self.seen
         level, self.level = self.level, []
         # In order of number (worlds taken from another shard come last): a shard's
-        # first of equal claims is then its earliest.
+        # first of equal claims is then its earliest, and its claims are in order.
         level.sort(key=lambda entry: -entry[2])
         while level:
             world, path, number = level.pop()  # dropped once expanded, as the one-process search does
             successors = explorer.expand(world, path, report)
             if successors is None:
                 continue
+            successions += len(successors)
             if len(successors) > _SUCCESSORS:
                 raise UsageError(f"a world with {len(successors)} successors: more than the parallel search numbers")
             if not successors and explorer.terminal and not world.held:
                 self._check(world, path, (len(path), number, -1), explorer.terminal)
             if explorer.stalled and explorer.stuck(world, [choice for choice, _ in successors]):
                 self._check(world, path, (len(path), number, -1), explorer.stalled)
-            for i, (choice, nxt) in enumerate(successors):
+            place = (number << 16) * count + index
+            for choice, nxt in successors:
                 explorer.taken(nxt, report)
                 fingerprint, code = explorer.fingerprint(nxt), _code(explorer.rank(nxt))
                 owning = int.from_bytes(fingerprint[:8], "big") % count
@@ -139,61 +155,70 @@ class Shard:
                         ranks = (found,) if isinstance(found, int) else found
                         if any(_subsumes(r, code) for r in ranks):
                             report.subsumed += code not in ranks
+                            place += count
                             continue
-                place = number << 16 | i
                 # Of equal claims only the first can be granted: keep its world.
-                if (fingerprint, code) not in first:
-                    first.add((fingerprint, code))
+                codes = first.get(fingerprint)
+                if codes is None or (codes != code if isinstance(codes, int) else code not in codes):
+                    first[fingerprint] = code if codes is None else (
+                        {codes, code} if isinstance(codes, int) else codes | {code})
                     kept[place] = nxt, path, choice
-                if owning in claims:
-                    claims[owning].append((fingerprint, code, place))
-                else:
-                    claims[owning] = [(fingerprint, code, place)]
+                claims[owning].append((place, fingerprint, code))
+                place += count
             del world
         self.kept = kept
-        self.mine = claims.pop(index, [])
-        return claims
+        self.mine, claims[index] = claims[index], []
+        return claims, (expanded, successions, sum(len(given) for given in taken), replayed)
 
-    def judge(self, claims: dict[int, list[Claim]]) -> list[tuple[Place, int]]:
-        """This shard's decision on the claims it owns (its own and those other shards
-        sent, by shard): the places of those granted, in order, with the shard that
-        found each. In order of place, as the one-process search meets them: a claim is
-        granted unless a world of its state was explored with a rank that subsumes it."""
-        ordered = [(place, fingerprint, code, shard)
-                   for shard, owned in claims.items() for fingerprint, code, place in owned]
-        ordered.extend((place, fingerprint, code, self.index) for fingerprint, code, place in self.mine)
-        ordered.sort()
-        self.mine = []
+    def judge(self, sent: Sequence[list[Claim]]) -> list[Place]:
+        """This shard's decision on the claims it owns (its own, and those each other
+        shard `sent`): the places of those granted, in order. In order of place, as the
+        one-process search meets them: a claim is granted unless a world of its state was
+        explored with a rank that subsumes it."""
+        mine, self.mine = self.mine, []
+        others = [claims for claims in sent if claims]
+        ordered = sorted(chain(mine, *others)) if others else mine  # each in order already
         seen, report = self.seen, self.report
         granted = []
-        for place, fingerprint, code, shard in ordered:
+        for place, fingerprint, code in ordered:
             found = seen.get(fingerprint)
-            ranks: tuple[int, ...] | None = (found,) if isinstance(found, int) else found
-            if ranks is not None:
+            if found is None:
+                seen[fingerprint] = code
+            else:
+                ranks = (found,) if isinstance(found, int) else found
                 if any(_subsumes(r, code) for r in ranks):
                     report.subsumed += code not in ranks
                     continue
                 seen[fingerprint] = (*ranks, code)
-            else:
-                seen[fingerprint] = code
-            granted.append((place, shard))
+            granted.append(place)
         return granted
 
-    def accept(self, granted: list[tuple[Place, int]], depth: int) -> int:
+    def accept(self, granted: list[tuple[Place, int]], depth: int,
+               gives: Sequence[int] = ()) -> list[list[tuple[tuple[Choice, ...], int]]]:
         """The granted successors (place, number), in their order, become the next level
-        (`depth`); their invariants are checked. Returns the size of the next level."""
-        report, kept = self.report, self.kept
+        (`depth`); their invariants are checked. Then, for each count in `gives`, that
+        many of them are given away (`give`): the gifts, in order."""
+        report, kept, count = self.report, self.kept, self.count
+        verdict, counted, level = self.explorer.verdict, self.explorer.count, self.level
+        states = report.states
         for place, number in granted:
             world, parent, choice = kept[place]
             path = parent if choice is None else parent + (choice,)
-            report.states += 1
-            if not report.states & _YOUNG and self._gc is not None:
+            states += 1
+            if not states & _YOUNG and self._gc is not None:
                 self._gc.young()
-            report.max_depth = max(report.max_depth, len(path))
-            self._check(world, path, (depth - 1, place >> 16, place & (_SUCCESSORS - 1)))
-            self.level.append((world, path, number))
+            checked = verdict(world)
+            if checked is not FINE:
+                failed = counted(checked, report)
+                if failed:
+                    at = place // count
+                    self._note(failed, path, (depth - 1, at >> 16, at & (_SUCCESSORS - 1)))
+            level.append((world, path, number))
+        report.states = states
+        if level:
+            report.max_depth = max(report.max_depth, depth)
         self.kept = {}
-        return len(self.level)
+        return [self.give(n) for n in gives]
 
     def refuse(self) -> None:
         """The level's claims beyond the states bound: forgotten, the search incomplete."""
@@ -202,9 +227,13 @@ class Shard:
             self.report.bounded_by.append("states")
 
     def _check(self, world: World, path: tuple[Choice, ...], moment: Moment, checks: list[Any] | None = None) -> None:
-        """Explorer._check, keeping each invariant's violation the one-process search
-        would have met first."""
-        for name, message in self.explorer.violations(world, self.report, checks):
+        """Explorer._check (of a world this shard explores)."""
+        self._note(self.explorer.violations(world, self.report, checks), path, moment)
+
+    def _note(self, failed: list[tuple[str, str]], path: tuple[Choice, ...], moment: Moment) -> None:
+        """Violations met at `moment`: each invariant's kept if it is the one the
+        one-process search would have met first."""
+        for name, message in failed:
             known = self.first.get(name)
             if known is None or moment < known[0]:
                 self.first[name] = moment, Violation(name, message, path)
@@ -230,21 +259,25 @@ class Shard:
 
     def take(self, given: Sequence[tuple[tuple[Choice, ...], int]]) -> int:
         """Worlds given by another shard, rebuilt by replaying their paths: in order of
-        path, each from the world where it leaves the path before it (paths of one level
-        share most of their steps), so each step of their tree is replayed once."""
+        number, each from the world where it leaves the path before it, so each step of
+        their tree is replayed once. (A level's worlds in order of number are in the
+        order of their paths' successor indices, as the search numbers them: the worlds
+        below a step are next to each other.) Returns the steps replayed."""
         assert self.root is not None
         trail: list[World] = [self.root]  # the worlds along the last path replayed
         last: tuple[Choice, ...] = ()
-        for path, number in sorted(given, key=lambda entry: [str(c) for c in entry[0]]):
+        steps = 0
+        for path, number in sorted(given, key=lambda entry: entry[1]):
             shared = 0
             while shared < min(len(path), len(last)) and path[shared] == last[shared]:
                 shared += 1
             del trail[shared + 1:]
             for choice in path[shared:]:
                 trail.append(self.explorer.apply(trail[-1], choice))
+            steps += len(path) - shared
             last = tuple(path)
             self.level.append((trail[-1], last, number))
-        return len(self.level)
+        return steps
 
     # --- the end
 
@@ -427,45 +460,62 @@ class _Level:
         self.states = 0  # accepted so far
         self.bounded = False
         self.prefix: dict[str, Any] | None = None
+        # Worlds given away at the last `accept`, by the shard that takes them.
+        self.taken: list[list[list[tuple[tuple[Choice, ...], int]]]] = [[] for _ in range(pool.count)]
+        self.work: list[int] = [0, 0, 0, 0]  # the shards' `Work`, summed over the levels
+
+    def replay_cost(self) -> float:
+        """What rebuilding a world given by another shard costs, in expansions of a
+        world: the steps replayed for each (two until worlds have been moved), over its
+        successors, at two replayed steps a successor (a successor is also
+        fingerprinted and checked; 1.9 measured on the join with a lost message)."""
+        expanded, successors, taken, replayed = self.work
+        steps = replayed / taken if taken else 2.0
+        return steps / (2 * max(1.0, successors / expanded if expanded else 1.0))
 
     def start(self) -> None:
-        claims = self.pool.call("start", [() for _ in range(self.pool.count)])
-        self._decide({owner(claims[0][0][0], self.pool.count): {0: claims[0]}}, depth=0)
+        self._decide(self.pool.call("start", [() for _ in range(self.pool.count)]), depth=0)
+
 
     def go_on(self) -> bool:
         return self.size > 0 and not self.bounded
 
     def next(self) -> None:
         n = self.pool.count
-        expanded = self.pool.call("expand", [() for _ in range(n)])
-        by_owner: dict[int, dict[int, list[Claim]]] = {}
-        for shard, claims in enumerate(expanded):
-            for owning, owned in claims.items():
-                by_owner.setdefault(owning, {})[shard] = owned
-        self._decide(by_owner, self.depth + 1)
+        taken, self.taken = self.taken, [[] for _ in range(n)]
+        results = self.pool.call("expand", [(taken[i],) for i in range(n)])
+        for _, work in results:
+            self.work = [total + done for total, done in zip(self.work, work, strict=True)]
+        self._decide([claims for claims, _ in results], self.depth + 1)
 
-    def _decide(self, by_owner: dict[int, dict[int, list[Claim]]], depth: int) -> None:
-        """Judge the claims at their owners, number the granted ones in the one-process
-        search's order, and have their finders accept them."""
+    def _decide(self, claims: list[list[list[Claim]]], depth: int) -> None:
+        """Judge the claims (by finder, by owner) at their owners, number the granted
+        ones in the one-process search's order, and have their finders accept them (and
+        even out the level)."""
         n = self.pool.count
-        verdicts = self.pool.call("judge", [(by_owner.get(i, {}),) for i in range(n)])
-        granted = list(heapq.merge(*verdicts))  # each owner's in order of place
+        verdicts = self.pool.call("judge", [([claims[finder][i] for finder in range(n)],) for i in range(n)])
+        granted = verdicts[0] if n == 1 else sorted(chain.from_iterable(verdicts))  # each in order already
         if self.max_states is not None and self.states + len(granted) > self.max_states:
             granted = granted[:max(0, self.max_states - self.states)]
             self.bounded = True
             self.pool.call("refuse", [() for _ in range(n)])
         shares: list[list[tuple[Place, int]]] = [[] for _ in range(n)]
-        for number, (place, shard) in enumerate(granted):
-            shares[shard].append((place, number))
-        sizes = self.pool.call("accept", [(share, depth) for share in shares])
+        for number, place in enumerate(granted):
+            shares[place % n].append((place, number))
+        moves = balance([len(share) for share in shares], self.replay_cost()) if not self.bounded else []
+        gives: list[list[int]] = [[] for _ in range(n)]
+        for giver, _taker, count in moves:
+            gives[giver].append(count)
+        gifts = self.pool.call("accept", [(share, depth, gives[i]) for i, share in enumerate(shares)])
+        for giver, taker, _count in moves:
+            self.taken[taker].append(gifts[giver].pop(0))
         self.states += len(granted)
-        self.depth, self.size = depth, sum(sizes)
-        if self.size:
-            _balance(self.pool, sizes, depth)
+        self.depth, self.size = depth, len(granted)
 
     def carry_on(self, pool: Pool, prefix: dict[str, Any]) -> _Level:
         """This search, its next levels on `pool` (whose shards hold the current one)."""
         self.pool, self.prefix = pool, prefix
+        self.taken = [[] for _ in range(pool.count)]
         return self
 
     def progress(self) -> Report:
@@ -479,27 +529,32 @@ class _Level:
         return _merge(results + ([self.prefix] if self.prefix else []), self.t0, workers=self.pool.count)
 
 
-def _balance(pool: Pool, sizes: list[int], depth: int) -> None:
-    """Even out the next level: the largest shares give worlds (as paths) to the
-    smallest. A world moved costs its path's replay, so only where the spread is worth
-    it: in the first levels (whose worlds have the largest futures and the shortest
-    paths) when it exceeds a tenth of the mean, later when it exceeds a fifth."""
-    mean = sum(sizes) / len(sizes)
-    if sum(sizes) < 2 * len(sizes):
-        return
-    spread = mean / 10 if depth <= EARLY else mean / 5
-    order = sorted(range(len(sizes)), key=lambda i: sizes[i])
-    while sizes[order[-1]] - sizes[order[0]] > max(1.0, spread):
-        rich, poor = order[-1], order[0]
-        count = (sizes[rich] - sizes[poor]) // 2
-        given = pool.call("give", [(count,)], [rich])[0]
-        pool.call("take", [(given,)], [poor])
-        sizes[rich] -= count
-        sizes[poor] += count
-        order = sorted(range(len(sizes)), key=lambda i: sizes[i])
-
-
-EARLY = 12  # levels
+def balance(sizes: Sequence[int], cost: float = 0.0) -> list[tuple[int, int, int]]:
+    """How to even out a level spread over shards as `sizes`: moves (giver, taker,
+    count), from the shards over the mean to those under it (a giver takes nothing: it
+    gives from what it accepted). A world moved costs its taker `cost` expansions to
+    rebuild, while the others expand: so a taker short of the mean by d takes
+    2d / (2 + cost), which leaves it and its giver as busy (two shards: the giver keeps
+    a + m worlds, the taker expands b - m and rebuilds m; equal for m = (a - b) / (2 +
+    cost)). A spread under a fiftieth of the mean, or two worlds, is left."""
+    total, n = sum(sizes), len(sizes)
+    if n < 2 or max(sizes) - min(sizes) <= max(2, total / n / 50):
+        return []
+    mean, share = total / n, 2 / (2 + cost)
+    over = [[int((size - mean) * share), i] for i, size in enumerate(sizes) if size > mean]
+    under = [[int((mean - size) * share), i] for i, size in enumerate(sizes) if size < mean]
+    moves = []
+    while over and under:  # what is over the mean covers what is under it
+        count = min(over[-1][0], under[-1][0])
+        if count:
+            moves.append((over[-1][1], under[-1][1], count))
+        over[-1][0] -= count
+        under[-1][0] -= count
+        if not over[-1][0]:
+            over.pop()
+        if under and not under[-1][0]:
+            under.pop()
+    return moves
 
 
 def _merge(results: list[dict[str, Any]], t0: float, workers: int = 1) -> Report:
