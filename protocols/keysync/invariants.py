@@ -310,7 +310,8 @@ def every_member_is_asked(world: World) -> str | None:
         if not group or not _dialog_open(party) or asked in accepted:
             continue
         for other, p in world.parties.items():
-            if other == name or device(world, other).is_disabled or not group & device(world, other).keyring.group:
+            theirs = cast(KeySyncDevice, p.device)
+            if other == name or theirs.is_disabled or not group & theirs.keyring.group:
                 continue
             if not _dialog_open(p) or negotiation(p.device) != asked:
                 return (f"{name} asks its user about negotiation {asked.hex()[:8] if asked else None}, "

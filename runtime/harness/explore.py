@@ -489,8 +489,9 @@ class Explorer:
         labels = self._labels
         names = self._names
         changed, world.changed = world.changed, None
-        if len(net._queues) != len(self._receivers):  # receivers are only ever added
-            self._receivers = {r: i for i, r in enumerate(net.receivers(), len(names))}
+        queued = net.receivers()
+        if len(queued) != len(self._receivers):  # receivers are only ever added
+            self._receivers = {r: i for i, r in enumerate(queued, len(names))}
         at = self._receivers
         fixed = len(names) + len(at)
         if changed is not None and changed[1] == now and len(changed[0]) == fixed + 2:
