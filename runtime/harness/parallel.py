@@ -122,7 +122,7 @@ class Shard:
         expanded, successions = len(self.level), 0
         explorer, report = self.explorer, self.report
         kept: dict[Place, tuple[World, tuple[Choice, ...], Choice | None]] = {}
-        first: dict[bytes, int | set[int]] = {}  # the rank codes kept of each fingerprint
+        first: set[tuple[bytes, int]] = set()  # the (fingerprint, rank code) kept
         count, index = self.count, self.index
         claims: list[list[Claim]] = [[] for _ in range(count)]
         seen = self.seen
@@ -158,10 +158,8 @@ class Shard:
                             place += count
                             continue
                 # Of equal claims only the first can be granted: keep its world.
-                codes = first.get(fingerprint)
-                if codes is None or (codes != code if isinstance(codes, int) else code not in codes):
-                    first[fingerprint] = code if codes is None else (
-                        {codes, code} if isinstance(codes, int) else codes | {code})
+                if (fingerprint, code) not in first:
+                    first.add((fingerprint, code))
                     kept[place] = nxt, path, choice
                 claims[owning].append((place, fingerprint, code))
                 place += count
@@ -476,7 +474,6 @@ class _Level:
     def start(self) -> None:
         self._decide(self.pool.call("start", [() for _ in range(self.pool.count)]), depth=0)
 
-
     def go_on(self) -> bool:
         return self.size > 0 and not self.bounded
 
@@ -552,7 +549,7 @@ def balance(sizes: Sequence[int], cost: float = 0.0) -> list[tuple[int, int, int
         under[-1][0] -= count
         if not over[-1][0]:
             over.pop()
-        if under and not under[-1][0]:
+        if not under[-1][0]:
             under.pop()
     return moves
 
