@@ -239,10 +239,15 @@ class Shard:
     def split(self, index: int, count: int) -> None:
         """Become shard `index` of `count`, from the whole search so far (in a forked
         worker): its share of the level, its part of the seen-set, a report of its own
-        (the lead's counts are reported once, by the coordinator)."""
+        (the lead's counts are reported once, by the coordinator). The share is a run of
+        neighbouring worlds, not every count-th: neighbours share most of their parties,
+        and their subtrees stay with the worker that has them, so a step that recurs in
+        them is learned by one worker, not by each (on the join without faults, 2,776
+        steps computed on two workers so, 4,051 when dealt out every other, 2,600 on one)."""
         self.index, self.count = index, count
         self.seen = {k: v for k, v in self.seen.items() if owner(k, count) == index}
-        self.level = self.level[index::count]
+        n = len(self.level)
+        self.level = self.level[index * n // count:(index + 1) * n // count]
         self.report = Report()
         self.first = {}
         self.counted = self.explorer.counts()  # the lead's counts are the lead's
