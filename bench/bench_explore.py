@@ -20,7 +20,9 @@ TEXT, e.g. --only "join_settled_group reorder".
 Columns: states (explored worlds), transitions, seconds, states/s, the seen-set's bytes
 per state (fingerprints, 16 bytes each, and their table), the process's peak memory, the
 ratio of states/s to the baseline's row (x base) or, for a row on several workers, to the
-same search on one (x 1 w), and the workers. The baseline's faulty joins take several
+same search on one (x 1 w), the workers, and for a row on several workers what the
+machine's cores gave just after it (`capacity`: at most the number of cores; a ratio of
+workers to one worker is to be read against it). The baseline's faulty joins take several
 minutes each (dup about 10, reorder about 8); the whole bench about 40 minutes.
 """
 
@@ -141,7 +143,30 @@ def measure(tree: Path, run: Run, workers: int, cache: Path) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def row(run: Run, search: str, r: dict[str, Any], ratio: str, label: str = "") -> str:
+# What the machine's cores give at the moment, for the rows on several workers: this
+# exploration (about 2 s) alone, then one copy per core at once, then alone again. On a virtual machine the
+# cores are shared with others, and two processes at once were seen to take from 1.0 to
+# 1.7 times as long each as one alone, changing from one minute to the next: a ratio of
+# workers to one worker means little without what the cores gave while it was measured.
+PROBE = Run("keysync_repaired", FORM, "probe", {"faults": ALL, "max_faults": 2})
+
+
+def capacity(cache: Path) -> float:
+    """The cores' worth now: CORES times the probe's seconds alone (the faster of a run
+    before and one after) over its mean seconds with one copy per core at once (CORES on
+    idle cores, less where they are shared)."""
+    alone = measure(ROOT, PROBE, 1, cache)["seconds"]
+    spec = json.dumps({"scenario": str(ROOT / "protocols" / PROBE.protocol / "scenarios" / PROBE.scenario),
+                       "settings": PROBE.settings, "workers": 1})
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FSMC_CACHE": str(cache)}
+    copies = [subprocess.Popen([sys.executable, "-c", RUNNER, spec], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               text=True) for _ in range(CORES)]
+    seconds = [json.loads(p.communicate()[0].strip().splitlines()[-1])["seconds"] for p in copies]
+    alone = min(alone, measure(ROOT, PROBE, 1, cache)["seconds"])
+    return CORES * alone / (sum(seconds) / len(seconds))
+
+
+def row(run: Run, search: str, r: dict[str, Any], ratio: str, label: str = "", cores: str = "") -> str:
     rate = r["states"] / r["seconds"] if r["seconds"] else 0.0
     per_state = f"{r['seen_bytes'] / r['states']:.0f}" if r.get("seen_bytes") else "-"
     verdict = "complete" if r["complete"] else "bounded"
@@ -149,7 +174,7 @@ def row(run: Run, search: str, r: dict[str, Any], ratio: str, label: str = "") -
         verdict += ": " + ", ".join(r["violated"])
     return (f"{label or run.protocol:17} {run.scenario.removesuffix('.toml'):19} {run.faults:20} {search:6} "
             f"{r['states']:9} {r['transitions']:9} {r['seconds']:8.1f} {rate:8.0f} {per_state:>6} "
-            f"{r['peak'] / 2**20:7.0f} {ratio:>7} {r['workers']:3}  {verdict}")
+            f"{r['peak'] / 2**20:7.0f} {ratio:>7} {r['workers']:3} {cores:>5}  {verdict}")
 
 
 def main(quick: bool, with_baseline: bool, only: str | None = None) -> int:
@@ -162,7 +187,8 @@ def main(quick: bool, with_baseline: bool, only: str | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fsmc-bench-") as tmp:
         base = baseline_tree(ROOT / ".bench-baseline") if with_baseline else None
         header = (f"{'protocol':17} {'scenario':19} {'faults':20} {'search':6} {'states':>9} {'trans':>9} "
-                  f"{'seconds':>8} {'states/s':>8} {'B/st':>6} {'peak MB':>7} {'ratio':>7} {'w':>3}  result")
+                  f"{'seconds':>8} {'states/s':>8} {'B/st':>6} {'peak MB':>7} {'ratio':>7} {'w':>3} {'cores':>5}"
+                  "  result")
         print(f"baseline: {BASELINE_TAG} in {base}" if base else "baseline: none (--no-baseline)")
         print(header)
         print("-" * len(header))
@@ -175,7 +201,9 @@ def main(quick: bool, with_baseline: bool, only: str | None = None) -> int:
             one = None
             for workers in run.workers:
                 new = measure(ROOT, run, workers, Path(tmp) / "cache")
-                ratio = ""
+                ratio, cores = "", ""
+                if workers > 1:
+                    cores = f"{capacity(Path(tmp) / 'cache'):.2f}"
                 if workers == 1 and old is not None:
                     ratio = f"{(new['states'] / new['seconds']) / (old['states'] / old['seconds']):.1f}x base"
                     if (new["states"], new["transitions"], new["violated"]) != \
@@ -190,7 +218,7 @@ def main(quick: bool, with_baseline: bool, only: str | None = None) -> int:
                         ratio = "MISMATCH"
                 if workers == 1:
                     one = new
-                print(row(run, search, new, ratio), flush=True)
+                print(row(run, search, new, ratio, cores=cores), flush=True)
     if mismatches:
         print(f"\n{mismatches} MISMATCH(ES): the explorers disagree", file=sys.stderr)
     return 1 if mismatches else 0
