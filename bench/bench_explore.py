@@ -140,7 +140,8 @@ def measure(tree: Path, run: Run, workers: int, cache: Path) -> dict[str, Any]:
                           text=True)
     if done.returncode != 0:
         raise SystemExit(f"{run.protocol} {run.scenario} {run.faults} in {tree}:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
 
 
 # What the machine's cores give at the moment, for the rows on several workers: this
@@ -155,14 +156,14 @@ def capacity(cache: Path) -> float:
     """The cores' worth now: CORES times the probe's seconds alone (the faster of a run
     before and one after) over its mean seconds with one copy per core at once (CORES on
     idle cores, less where they are shared)."""
-    alone = measure(ROOT, PROBE, 1, cache)["seconds"]
+    alone = float(measure(ROOT, PROBE, 1, cache)["seconds"])
     spec = json.dumps({"scenario": str(ROOT / "protocols" / PROBE.protocol / "scenarios" / PROBE.scenario),
                        "settings": PROBE.settings, "workers": 1})
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FSMC_CACHE": str(cache)}
     copies = [subprocess.Popen([sys.executable, "-c", RUNNER, spec], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                text=True) for _ in range(CORES)]
-    seconds = [json.loads(p.communicate()[0].strip().splitlines()[-1])["seconds"] for p in copies]
-    alone = min(alone, measure(ROOT, PROBE, 1, cache)["seconds"])
+    seconds = [float(json.loads(p.communicate()[0].strip().splitlines()[-1])["seconds"]) for p in copies]
+    alone = min(alone, float(measure(ROOT, PROBE, 1, cache)["seconds"]))
     return CORES * alone / (sum(seconds) / len(seconds))
 
 
