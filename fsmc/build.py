@@ -165,6 +165,8 @@ def _import(entry: Path, key: str, name: str) -> ModuleType:
     """Import <entry>/<name>.py as fsmc_built.<key>.<name> (registered in sys.modules:
     dataclasses and devices look their records' module up there)."""
     qualified = f"{PACKAGE}.{key}.{name}"
+    if qualified in sys.modules:  # imported already by a sibling that embeds it
+        return sys.modules[qualified]
     for package, where in ((PACKAGE, []), (f"{PACKAGE}.{key}", [str(entry)])):
         if package not in sys.modules:
             holder = ModuleType(package)

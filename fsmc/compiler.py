@@ -82,15 +82,20 @@ class Compilation:
         """The protocols other files declare that embeds name, by name (for the checker)."""
         return {name: p for name, c in self.embedded.items() for p in c.document.protocols if p.name == name}
 
-    def embedded_from_other_files(self, protocol: m.Protocol) -> list[tuple[Compilation, m.Protocol]]:
-        """The protocols `protocol` embeds that other files declare, each once (what they
-        embed in turn is theirs to find: the backends recurse)."""
+    def embedded_by(self, protocol: m.Protocol) -> list[tuple[Compilation, m.Protocol]]:
+        """The other protocols `protocol` embeds, each once, declared in this file or in
+        others (what they embed in turn is theirs to find: the backends recurse)."""
         out: list[tuple[Compilation, m.Protocol]] = []
         for name in dict.fromkeys(f.protocol for fsm in protocol.fsms for f in fsm.embeds() if f.protocol):
             found = self.embedded_protocol(name)
-            if found is not None and found[0] is not self:
+            if found is not None and found[1] is not protocol:
                 out.append(found)
         return out
+
+    def embedded_from_other_files(self, protocol: m.Protocol) -> list[tuple[Compilation, m.Protocol]]:
+        """The protocols `protocol` embeds that other files declare (this file's own are
+        rendered with it)."""
+        return [found for found in self.embedded_by(protocol) if found[0] is not self]
 
 
 def load(path: Path, diagnostics: Diagnostics | None = None, options: Options = Options(),

@@ -169,6 +169,34 @@ def test_our_engine_dialect_files_compile_and_run(tmp_path: Path, monkeypatch: p
     assert "Rated" not in [h for h in module.Chair.HANDLERS[module.ChairState.Waiting]]
 
 
+def test_an_embed_of_a_protocol_of_the_same_file_compiles_as_one_of_a_file_beside_it(tmp_path: Path) -> None:
+    """Roster and Meeting in one file: Meeting's module imports Roster's message classes
+    from Roster's module (each protocol has its own), and its codec compiles Roster's
+    ASN.1 with its own; the bytes are those of the two files side by side."""
+    (tmp_path / "codegen").mkdir()
+    shutil.copytree(CASES.parent / "asn.1", tmp_path / "asn.1")
+    text = (CASES / "roster.fsm").read_text() + (CASES / "meeting.fsm").read_text().split("include ./fsm.yml2")[1]
+    (tmp_path / "codegen" / "both.fsm").write_text(text)
+    c = load(tmp_path / "codegen" / "both.fsm")
+    assert c.ok, c.diagnostics.render()
+    assert asn1.codec_files(c, c.document.protocols[1]) == [
+        "chair.asn1", "meeting.asn1", "members.asn1", "notes.asn1", "pEp.asn1", "roster.asn1"]
+    meeting = machines(tmp_path / "codegen" / "both.fsm", "both_meeting")
+    roster = machines(tmp_path / "codegen" / "both.fsm", "both_roster")
+    assert meeting.Joined is roster.Joined and meeting.Left is roster.Left
+    who = roster.Identity(address="a@b", fpr="ABCDEF0123456789")
+    joined = roster.Joined(member=who, seats=(roster.Seat(row=3, aisle=True, neighbours=()),))
+    minutes = meeting.Minutes(meeting=bytes(16), change=joined)
+    data = meeting.CODEC.encode(minutes)
+    assert meeting.CODEC.decode(data) == minutes
+    apart = machines(CASES / "meeting.fsm", "meeting")
+    members = __import__(apart.__package__ + ".roster", fromlist=["x"])
+    same = apart.Minutes(meeting=bytes(16), change=members.Joined(
+        member=members.Identity(address="a@b", fpr="ABCDEF0123456789"),
+        seats=(members.Seat(row=3, aisle=True, neighbours=()),)))
+    assert apart.CODEC.encode(same) == data
+
+
 def test_the_type_module_is_found_as_the_engine_finds_it_or_given(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copy(CASES / "roster.fsm", tmp_path / "roster.fsm")

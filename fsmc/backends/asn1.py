@@ -195,7 +195,17 @@ def engine_render(compilation: Compilation, protocol: m.Protocol) -> dict[str, s
 
 
 def codec_files(compilation: Compilation, protocol: m.Protocol) -> list[str]:
-    """The ASN.1 files the protocol's codec compiles, in the output directory."""
+    """The ASN.1 files the protocol's codec compiles, in the output directory: its own and
+    those of every protocol it embeds, in turn (those of its own file's too, which
+    `engine_render` leaves to that protocol's rendering)."""
     if not compilation.engine_layout(protocol):
         return [f"{file_name(compilation, protocol)}.asn1"]
-    return sorted(engine_render(compilation, protocol))
+    files: set[str] = set()
+    todo, done = [protocol], set()
+    while todo:  # this file's protocols that it embeds, and that they embed (once each)
+        p = todo.pop()
+        if p.name not in done:
+            done.add(p.name)
+            files |= set(engine_render(compilation, p))
+            todo += [q for c, q in compilation.embedded_by(p) if c is compilation]
+    return sorted(files)

@@ -185,9 +185,9 @@ def _ends_with_return(body: tuple[m.Statement, ...]) -> bool:
 class _Fields:
     """Python annotations and wire shapes of message fields, lists and embeds included."""
 
-    def __init__(self, types: _Types, compilation: Compilation) -> None:
-        self.types, self.compilation = types, compilation
-        self.imports: dict[str, set[str]] = {}  # module -> names, for embeds of other files
+    def __init__(self, types: _Types, compilation: Compilation, protocol: m.Protocol) -> None:
+        self.types, self.compilation, self.protocol = types, compilation, protocol
+        self.imports: dict[str, set[str]] = {}  # module -> names, for embeds of other protocols
 
     def annotation(self, f: m.Field) -> str:
         if f.kind is m.FieldKind.LIST:
@@ -204,7 +204,8 @@ class _Fields:
         return self.types.wire(f.name, asn1_name(f.name), f.type)
 
     def embedded(self, f: m.Field) -> list[str]:
-        """The embedded fsm's message classes, imported when another file declares them."""
+        """The embedded fsm's message classes, imported from the embedded protocol's
+        module (another protocol's, even of the same file: each protocol has its own)."""
         assert f.protocol is not None
         found = self.compilation.embedded_protocol(f.protocol)
         assert found is not None, f"unchecked embed of {f.protocol}"
@@ -212,7 +213,7 @@ class _Fields:
         fsm = protocol.fsm(f.type)
         assert fsm is not None
         names = [msg.name for msg in fsm.messages]
-        if compilation is not self.compilation:
+        if protocol is not self.protocol:
             self.imports.setdefault(module_name(compilation, protocol), set()).update(names)
         return names
 
@@ -304,7 +305,7 @@ def _fsm_context(fsm: m.Fsm, types: _Types, source: str, fields: _Fields) -> dic
 
 def render_text(compilation: Compilation, protocol: m.Protocol) -> str:
     types = _Types(compilation.type_module(protocol))
-    fields = _Fields(types, compilation)
+    fields = _Fields(types, compilation, protocol)
     source = source_name(compilation.path)
     fsms = [_fsm_context(f, types, source, fields) for f in protocol.fsms]
     # Records are shared by the fsms of a protocol: emit each once (a list's record after
@@ -353,7 +354,7 @@ def _shared_records(compilation: Compilation, protocol: m.Protocol, fields: _Fie
     if mine is None:
         return set()
     shared: set[str] = set()
-    for c, p in sorted(compilation.embedded_from_other_files(protocol), key=lambda e: module_name(*e)):
+    for c, p in sorted(compilation.embedded_by(protocol), key=lambda e: module_name(*e)):
         theirs = c.type_module(p)
         if theirs is not None and theirs.path.resolve() == mine.path.resolve():
             names = (_defined_records(c, p) & needed) - shared
