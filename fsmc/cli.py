@@ -425,8 +425,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("scenario")
     p.add_argument("--transport", choices=("memory", "redis", "tcp"), default="redis",
                    help="redis: one process per party over Redis Streams (a server of its own unless "
-                        "--redis-url); tcp: two processes over loopback TCP; memory: the parties as tasks "
-                        "of one process on the in-memory network")
+                        "--redis-url); tcp: one process per party over loopback TCP to the first by name; "
+                        "memory: the parties as tasks of one process on the in-memory network")
     p.add_argument("--redis-url", metavar="URL", help="a running server, e.g. redis://127.0.0.1:6379/0")
     p.add_argument("--store", metavar="DIR", help="the parties' stores (default: a temporary directory)")
     p.add_argument("--json", action="store_true", help="parties, trace and verdict as JSON (as simulate's)")

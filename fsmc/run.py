@@ -9,8 +9,8 @@ steps complete; the coordinator merges them by time into one sequence chart, and
 end rebuilds each party's device from the record its worker reports, to check the
 scenario's expectations as `fsmc simulate` does and print the same JSON summary.
 
-A worker is an asyncio driver (runtime.aio) over Redis Streams (runtime.net.redis) or,
-for two parties, loopback TCP (runtime.net.tcp); with `--transport memory` the parties
+A worker is an asyncio driver (runtime.aio) over Redis Streams (runtime.net.redis) or
+loopback TCP to the first party by name (runtime.net.tcp); with `--transport memory` the parties
 are tasks of this process on one in-memory network (runtime.net.memory). With
 `--transport redis` and no `--redis-url` the coordinator starts a redis-server of its own
 (runtime.net.redisserver) and stops it at the end. The store key is the run's, random,
@@ -261,9 +261,6 @@ class Run:
         if self.transport == "tcp":
             from runtime.net.redisserver import free_port
 
-            if len(self.scenario.parties) != 2:
-                raise ScenarioError(f"{self.path}: TCP carries two parties, the scenario has "
-                                    f"{len(self.scenario.parties)}")
             self.tcp = ",".join(f"{p['name']}=127.0.0.1:{free_port()}" for p in self.scenario.parties)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._network: Any = None
@@ -504,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("scenario")
     worker.add_argument("--party", required=True)
     worker.add_argument("--redis-url")
-    worker.add_argument("--tcp", metavar="A=HOST:PORT,B=HOST:PORT", help="TCP between the two parties, not Redis")
+    worker.add_argument("--tcp", metavar="A=HOST:PORT,B=HOST:PORT,...",
+                        help="TCP to the first party by name, not Redis: every party's address")
     worker.add_argument("--namespace", required=True)
     worker.add_argument("--store", required=True)
     worker.add_argument("--die-after", type=int, default=None, help="crash tests: SIGKILL after step N's commit")

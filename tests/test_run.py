@@ -23,7 +23,6 @@ from conftest import ROOT
 
 from fsmc.build import load_scenario
 from fsmc.run import Run, run_scenario
-from runtime.errors import ScenarioError
 from runtime.harness.simulation import Result, Simulation
 from runtime.net.redisserver import RedisServer
 
@@ -67,18 +66,56 @@ def test_a_scenario_runs_as_processes_over_redis_and_ends_as_simulated(name: str
     assert {seq for seq, _ in receives} <= {e.seq for e in sends}
 
 
-@pytest.mark.parametrize("name", ["keysync/form_group", "bisonrelay/accepted_invite", "status/first_message"])
-def test_two_parties_over_tcp_end_as_simulated(name: str, tmp_path: Path) -> None:
-    """Loopback TCP, no broker: the first party by name orders the channel for both."""
+@pytest.mark.parametrize("name", ["keysync/form_group", "keysync/join_settled_group", "mpenc/establish",
+                                  "bisonrelay/accepted_invite", "status/first_message"])
+def test_parties_over_tcp_end_as_simulated(name: str, tmp_path: Path) -> None:
+    """Loopback TCP, no broker: the first party by name orders the channel for all (three
+    devices in the join, three members in mpENC's establish)."""
     path = SCENARIOS / f"{name.split('/')[0]}/scenarios/{name.split('/')[1]}.toml"
     result, _ = run_scenario(path, "tcp", store=tmp_path)
     assert result.ok, result.failures
     assert result.parties == _simulated(path).parties
 
 
-def test_tcp_refuses_a_scenario_of_three_parties(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError, match="TCP carries two parties, the scenario has 3"):
-        run_scenario(SCENARIOS / "keysync/scenarios/join_group.toml", "tcp", store=tmp_path)
+def test_the_tcp_hub_orders_the_channel_for_every_peer_and_turns_strangers_away() -> None:
+    """Three parties: each reads the channel in the hub's one order, its own posts
+    included, what was posted before it connected too; a connection that names no party
+    of the run, or one connected already, is closed unheard."""
+    from runtime.net.redisserver import free_port
+    from runtime.net.tcp import TcpTransport, _frame, _read_frame
+
+    port = free_port()
+    addresses = {name: ("127.0.0.1", port) for name in ("a", "b", "c")}
+
+    async def main() -> None:
+        hub, b, c = (TcpTransport(name, addresses, index=i) for i, name in enumerate("abc"))
+        await hub.connect()
+        for t in (hub, b, c):
+            t.attach(t.party)
+        hub.post("a", "channel", b"from a")
+        await hub.flush()
+        await b.connect()
+        b.post("b", "channel", b"from b")
+        await b.flush()
+        for stranger in ("mallory", "b"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(_frame({"op": "hello", "party": stranger}))
+            assert await asyncio.wait_for(_read_frame(reader), 5) is None  # closed, nothing given
+            writer.close()
+        await c.connect()
+        c.post("c", "channel", b"from c")
+        await c.flush()
+        seen: dict[str, list[bytes]] = {}
+        for t in (hub, b, c):
+            got: list[bytes] = []
+            while len(got) < 3:
+                got += [d.data for d, _ in await t.read(2000)]
+            seen[t.party] = got
+        assert seen["a"] == seen["b"] == seen["c"] == [b"from a", b"from b", b"from c"]
+        for t in (c, b, hub):
+            await t.close()
+
+    asyncio.run(main())
 
 
 def test_the_memory_transport_runs_the_same_driver_in_one_process(tmp_path: Path) -> None:

@@ -1,14 +1,16 @@
-"""TCP on loopback: two parties that know each other's address, no broker.
+"""TCP: parties that know the hub's address, no broker.
 
-One of the two (the first by name) listens on its address and orders everything: the
-**hub**. The other connects to it (retrying until it listens) and sends it each post; the
-hub appends every post, its own and its peer's, to one log per stream, in the order it
-takes them, and delivers from the logs to each party in that order. So both read the
-channel in one order, the sender's own copy included (KeySync's requirement), and what
-was posted at an address before a party listened there waits for it (as over Redis).
+One party (the first by name) listens on its address and orders everything: the
+**hub**. Every other party connects to it (retrying until it listens), says who it is,
+and sends it each post; the hub appends every post, its own and the others', to one log
+per stream, in the order it takes them, and delivers from the logs to each party in that
+order. So all read the channel in one order, the sender's own copy included (KeySync's
+requirement), and what was posted at an address before a party listened there, or
+before it connected, waits for it (as over Redis).
 
 Frames are length-prefixed (4 bytes, big-endian) JSON objects, the bytes in base64:
 
+    hello  {op, party}                               peer -> hub, first
     post   {op, seq, sender, transport, to, data}    peer -> hub
     sub    {op, address} / unsub {op, address}       peer -> hub
     deliver {op, seq, sender, transport, data}       hub -> peer
@@ -54,17 +56,16 @@ def _frame(message: dict[str, Any]) -> bytes:
 
 
 class TcpTransport(Unpositioned):
-    """One side of a two-party TCP link. `addresses` maps each party's name to its
-    (host, port); the first party by name listens, the other connects."""
+    """One party's side of a TCP star. `addresses` maps each party's name to its (host,
+    port); the first party by name listens there (the hub), the others connect to it."""
 
     def __init__(self, party: str, addresses: dict[str, tuple[str, int]], *, index: int = 0,
                  connect_for: float = 30.0) -> None:
-        if len(addresses) != 2 or party not in addresses:
-            raise UsageError("TCP carries two parties that know each other's address")
+        if len(addresses) < 2 or party not in addresses:
+            raise UsageError(f"TCP carries two parties or more, {party} among them, each with its address")
         self.party = party
         self.parties = frozenset(addresses)
         self.hub = min(addresses)
-        self.peer = max(addresses) if party == self.hub else self.hub
         self.addresses = addresses
         self.connect_for = connect_for
         self._channels: list[str] = []
@@ -72,13 +73,14 @@ class TcpTransport(Unpositioned):
         self._numbers = SequenceNumbers(index)
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
         self._server: asyncio.AbstractServer | None = None
-        self._writer: asyncio.StreamWriter | None = None  # to the other side
+        self._writer: asyncio.StreamWriter | None = None  # a peer's, to the hub
+        self._writers: dict[str, asyncio.StreamWriter] = {}  # the hub's, to each peer connected
         self._connected = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
         # the hub's logs: stream -> entries; what each party was given of each; subscriptions
         self._logs: dict[str, list[dict[str, Any]]] = {}
         self._given: dict[tuple[str, str], int] = {}
-        self._listening: dict[str, set[str]] = {self.hub: set(), self.peer: set()}
+        self._listening: dict[str, set[str]] = {p: set() for p in self.parties}
         self._members: dict[str, set[str]] = {}
 
     # --- the Transport interface (inside a step)
@@ -107,7 +109,7 @@ class TcpTransport(Unpositioned):
         host, port = self.addresses[self.hub]
         if self.party == self.hub:
             self._server = await asyncio.start_server(self._accept, host, port)
-            return  # the peer connects when it starts; until then its deliveries wait in the logs
+            return  # the peers connect when they start; until then their deliveries wait in the logs
         deadline = time.monotonic() + self.connect_for
         while True:
             try:
@@ -118,22 +120,25 @@ class TcpTransport(Unpositioned):
                     raise
                 await asyncio.sleep(0.05)
         self._writer = writer
+        writer.write(_frame({"op": "hello", "party": self.party}))
         self._pump = asyncio.create_task(self._from_hub(reader))
         self._connected.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._writer is not None:
-            writer.close()  # one peer
+        hello = await _read_frame(reader)
+        party = hello.get("party") if hello is not None and hello.get("op") == "hello" else None
+        if party not in self.parties or party == self.hub or party in self._writers:
+            writer.close()  # not a party of this run, or one connected already
             return
-        self._writer = writer
-        self._connected.set()
-        self._deliver_all()
-        await self._drain()
-        while (frame := await _read_frame(reader)) is not None:
-            self._take(frame)
+        self._writers[party] = writer
+        try:
+            self._deliver_all()
             await self._drain()
-        self._writer = None
-        self._connected.clear()
+            while (frame := await _read_frame(reader)) is not None:
+                self._take(frame)
+                await self._drain()
+        finally:
+            del self._writers[party]
 
     async def _from_hub(self, reader: asyncio.StreamReader) -> None:
         while (frame := await _read_frame(reader)) is not None:
@@ -144,8 +149,9 @@ class TcpTransport(Unpositioned):
     async def close(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
-        if self._writer is not None:
-            self._writer.close()
+        for writer in [self._writer, *self._writers.values()]:
+            if writer is not None:
+                writer.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -164,8 +170,8 @@ class TcpTransport(Unpositioned):
         await self._writer.drain()
 
     async def _drain(self) -> None:
-        if self._writer is not None:
-            await self._writer.drain()
+        for writer in list(self._writers.values()):
+            await writer.drain()
 
     # --- the hub's order
 
@@ -192,8 +198,9 @@ class TcpTransport(Unpositioned):
                 + [f"addr:{a}" for a in sorted(self._listening[party])])
 
     def _deliver_all(self) -> None:
-        for party in (self.hub, self.peer):
-            if party == self.peer and self._writer is None:
+        for party in sorted(self.parties):
+            writer = self._writers.get(party)
+            if party != self.hub and writer is None:
                 continue  # not connected yet: its entries wait in the logs
             for stream in self._reads(party):
                 log = self._logs.get(stream, [])
@@ -203,8 +210,8 @@ class TcpTransport(Unpositioned):
                         self._inbox.put_nowait(Delivery(int(frame["seq"]), frame["transport"], frame["sender"],
                                                         party, base64.b64decode(frame["data"])))
                     else:
-                        assert self._writer is not None
-                        self._writer.write(_frame({"op": "deliver", "seq": frame["seq"], "sender": frame["sender"],
+                        assert writer is not None
+                        writer.write(_frame({"op": "deliver", "seq": frame["seq"], "sender": frame["sender"],
                                                    "transport": frame["transport"], "data": frame["data"]}))
                 self._given[(party, stream)] = len(log)
 
