@@ -10,7 +10,7 @@ harness asks the manifest.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from runtime.harness.explore import World
     from runtime.party import Party
 
-__all__ = ["Invariant", "Invariants", "Manifest"]
+__all__ = ["Invariant", "Invariants", "Manifest", "states_agree"]
 
 # An invariant is a function of an explored world: None while it holds, else what is wrong.
 Invariant = Callable[["World"], "str | None"]
@@ -58,6 +58,27 @@ class Invariants:
     @property
     def names(self) -> list[str]:
         return [i.__name__ for i in (*self.safety, *self.quiescent, *self.terminal, *self.stalled)]
+
+
+def states_agree(world: World, expected: Callable[[str], str | None], excused: Collection[str] = ()) -> str | None:
+    """A `states_agree_with_records` invariant's check: every party of `world` is in the
+    state its record names, `expected(name)` (None: the party is not judged), unless it
+    is in one of the `excused` states. A go to the wrong state keeps the record right, and
+    the state is what the party's next message meets: only such a check sees it.
+
+    Safety, though it reads the machines' states, which `observed` leaves out: the
+    partial-order reduction still judges it soundly where the protocol's silent steps
+    are deliveries. It is a conjunction of one fact per party, and a step the reduction
+    takes first sends nothing, so it changes only its own party's fact: each party's fact
+    in a world the reduction skips is that party's fact in a world it explores."""
+    for name in world.parties:
+        want = expected(name)
+        if want is None:
+            continue
+        state = world.state_of(name)
+        if state != want and state not in excused:
+            return f"{name} is in {state}, but its record says {want}"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
