@@ -723,8 +723,7 @@ class Explorer:
         if self.replaying:
             self._heard(new.heard, log)
         if world.parts is not None:
-            touched = choice.party if choice.kind not in ("lose", "hold") else None
-            new.changed = (world.parts, world.sim.now, touched, {d.receiver for _, d in log},
+            new.changed = (world.parts, world.sim.now, _touched(choice), {d.receiver for _, d in log},
                            choice.kind in ("event", "timeout"))
         del new.sim.trace[:]
         del log[:]
@@ -774,11 +773,8 @@ class Explorer:
         counterexample's replay, which keeps the trace)."""
         new = copy.deepcopy(world)
         new.ignored, new.sent, new.replayed = [], False, None
-        if world.records is not None:
-            # A step changes the state of the one party it names, if any (a delivery the
-            # receiver's, an event or a timeout its party's; a loss or a hold none): the
-            # others' devices are as restored from their records.
-            touched = choice.party if choice.kind not in ("lose", "hold") else None
+        if world.records is not None:  # the others' devices are as restored from their records
+            touched = _touched(choice)
             new.carried = {name: taken for name, taken in world.records.items() if name != touched}
         trace = new.sim.trace
         start = len(trace)
@@ -1186,6 +1182,13 @@ class Collector:
 
 
 _YOUNG = (1 << 20) - 1
+
+
+def _touched(choice: Choice) -> str | None:
+    """The one party whose state a step may change, if any: a delivery's receiver, an
+    event's or a timeout's party; none for a loss or a hold (what `apply` and
+    `_apply_copying` tell the snapshot, which takes the others' parts as they were)."""
+    return choice.party if choice.kind not in ("lose", "hold") else None
 
 
 def _answers(world: World) -> tuple[Any, ...]:
