@@ -131,24 +131,35 @@ def baseline_tree(where: Path) -> Path:
     return where
 
 
-def measure(tree: Path, run: Run, workers: int, cache: Path) -> dict[str, Any]:
+def command(tree: Path, run: Run, workers: int, cache: Path) -> tuple[list[str], dict[str, str]]:
+    """The RUNNER process of one exploration in `tree`: its command line and environment."""
     spec = {"scenario": str(tree / "protocols" / run.protocol / "scenarios" / run.scenario),
             "settings": run.settings, "workers": workers}
     # Each tree compiles the protocols with its own compiler, into a cache of its own.
     env = {**os.environ, "PYTHONPATH": str(tree), "FSMC_CACHE": str(cache)}
-    done = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(spec)], cwd=tree, env=env, capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{run.protocol} {run.scenario} {run.faults} in {tree}:\n{done.stderr}")
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return [sys.executable, "-c", RUNNER, json.dumps(spec)], env
+
+
+def report_of(stdout: str) -> dict[str, Any]:
+    """The report a RUNNER process printed last."""
+    report: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     return report
 
 
+def measure(tree: Path, run: Run, workers: int, cache: Path) -> dict[str, Any]:
+    argv, env = command(tree, run, workers, cache)
+    done = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{run.protocol} {run.scenario} {run.faults} in {tree}:\n{done.stderr}")
+    return report_of(done.stdout)
+
+
 # What the machine's cores give at the moment, for the rows on several workers: this
-# exploration (about 2 s) alone, then one copy per core at once, then alone again. On a virtual machine the
-# cores are shared with others, and two processes at once were seen to take from 1.0 to
-# 1.7 times as long each as one alone, changing from one minute to the next: a ratio of
-# workers to one worker means little without what the cores gave while it was measured.
+# exploration (about 2 s) alone, then one copy per core at once, then alone again. On a
+# virtual machine the cores are shared with others, and two processes at once were seen
+# to take from 1.0 to 1.7 times as long each as one alone, changing from one minute to the
+# next: a ratio of workers to one worker means little without what the cores gave while
+# it was measured.
 PROBE = Run("keysync_repaired", FORM, "probe", {"faults": ALL, "max_faults": 2})
 
 
@@ -157,12 +168,9 @@ def capacity(cache: Path) -> float:
     before and one after) over its mean seconds with one copy per core at once (CORES on
     idle cores, less where they are shared)."""
     alone = float(measure(ROOT, PROBE, 1, cache)["seconds"])
-    spec = json.dumps({"scenario": str(ROOT / "protocols" / PROBE.protocol / "scenarios" / PROBE.scenario),
-                       "settings": PROBE.settings, "workers": 1})
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FSMC_CACHE": str(cache)}
-    copies = [subprocess.Popen([sys.executable, "-c", RUNNER, spec], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               text=True) for _ in range(CORES)]
-    seconds = [float(json.loads(p.communicate()[0].strip().splitlines()[-1])["seconds"]) for p in copies]
+    argv, env = command(ROOT, PROBE, 1, cache)
+    copies = [subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for _ in range(CORES)]
+    seconds = [float(report_of(p.communicate()[0])["seconds"]) for p in copies]
     alone = min(alone, float(measure(ROOT, PROBE, 1, cache)["seconds"]))
     return CORES * alone / (sum(seconds) / len(seconds))
 
