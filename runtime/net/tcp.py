@@ -66,6 +66,7 @@ class TcpTransport(Unpositioned):
         self.party = party
         self.parties = frozenset(addresses)
         self.hub = min(addresses)
+        self._order = sorted(addresses)  # the parties, in the order the hub delivers to them
         self.addresses = addresses
         self.connect_for = connect_for
         self._channels: list[str] = []
@@ -198,7 +199,7 @@ class TcpTransport(Unpositioned):
                 + [f"addr:{a}" for a in sorted(self._listening[party])])
 
     def _deliver_all(self) -> None:
-        for party in sorted(self.parties):
+        for party in self._order:
             writer = self._writers.get(party)
             if party != self.hub and writer is None:
                 continue  # not connected yet: its entries wait in the logs
@@ -212,7 +213,7 @@ class TcpTransport(Unpositioned):
                     else:
                         assert writer is not None
                         writer.write(_frame({"op": "deliver", "seq": frame["seq"], "sender": frame["sender"],
-                                                   "transport": frame["transport"], "data": frame["data"]}))
+                                             "transport": frame["transport"], "data": frame["data"]}))
                 self._given[(party, stream)] = len(log)
 
     async def read(self, block_ms: int = 200) -> list[tuple[Delivery, Any]]:
